@@ -1,0 +1,77 @@
+// swift-tools-version:6.0
+import PackageDescription
+import Foundation
+
+// The engine is compiled for AVX2+FMA (x86-64-v3) by default. Set STYLIST_PORTABLE=1 when
+// building for CPUs without them: the same Swift SIMD code then compiles to SSE2.
+// A binary built with AVX2 checks the CPU at start-up and refuses to run with a clear message.
+let portable = ProcessInfo.processInfo.environment["STYLIST_PORTABLE"] == "1"
+#if arch(x86_64)
+let simdFlags: [String] = portable ? [] : ["-Xcc", "-mavx2", "-Xcc", "-mfma", "-Xcc", "-mf16c", "-Xcc", "-mbmi2"]
+#else
+let simdFlags: [String] = []
+#endif
+let engineSettings: [SwiftSetting] = [
+    .unsafeFlags(simdFlags),
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+    .define("STYLIST_AVX2", .when(platforms: [.linux, .macOS])),
+]
+
+let package = Package(
+    name: "Stylist",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "stylist", targets: ["StylistCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shim over libpng + libjpeg-turbo: owns every setjmp/longjmp.
+        .target(
+            name: "CImageCodecs",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
+        ),
+        // PNG/JPEG decode and encode, EXIF orientation, resampling, RGB float planes.
+        .target(name: "ImageCodecs", dependencies: ["CImageCodecs"]),
+        // Tensors, SIMD kernels, thread pool. Knows nothing about files, images or HTTP.
+        .target(name: "Engine", swiftSettings: portable ? [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] : engineSettings),
+        // safetensors reader, the adain-vgg19 and microast networks, style codes.
+        .target(name: "Models", dependencies: ["Engine"], swiftSettings: portable ? [] : [.unsafeFlags(simdFlags)]),
+        // Image in, image out: resize, pad, colour preservation, model, crop, encode.
+        .target(name: "StylePipeline", dependencies: ["ImageCodecs", "Models", "Engine"]),
+        // OpenSSL (TLS, SHA-256) as a system library.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
+        // HTTP/1.1: a pure request parser, multipart, and the Dispatch socket server (+TLS).
+        .target(name: "HTTPCore", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        // Durable job store, blob store, bounded FIFO queue, workers, TTL sweeper.
+        .target(name: "Jobs", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        // The application: config, router, v1 API, metrics, openapi.yaml.
+        .target(
+            name: "StylistService",
+            dependencies: ["HTTPCore", "Jobs", "StylePipeline", .product(name: "Logging", package: "swift-log")],
+            resources: [.copy("Resources")]
+        ),
+        // Starts the real server on an ephemeral port, plus a small raw-socket HTTP client, for tests.
+        .target(name: "StylistTesting", dependencies: ["StylistService", "HTTPCore"]),
+        .executableTarget(
+            name: "StylistCLI",
+            dependencies: [
+                "StylePipeline", "StylistService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine"]),
+        .testTarget(name: "ImageCodecsTests", dependencies: ["ImageCodecs"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PipelineTests", dependencies: ["StylePipeline", "ImageCodecs"]),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
+        .testTarget(name: "ServiceTests", dependencies: ["StylistTesting", "StylistService"]),
+        .testTarget(name: "CLITests", dependencies: ["StylistCLI"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+/* CImageCodecs: libpng + libjpeg-turbo behind setjmp-safe C functions. */

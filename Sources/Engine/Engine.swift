@@ -1,0 +1,1 @@
+/// Engine: tensors, SIMD kernels and the thread pool.

@@ -1,0 +1,1 @@
+/// ImageCodecs: PNG/JPEG decoding and encoding to RGB float planes.

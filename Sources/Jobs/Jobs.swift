@@ -1,0 +1,1 @@
+/// Jobs: durable job records, blobs, the bounded queue and workers.

@@ -1,0 +1,1 @@
+/// Models: safetensors weights and the style-transfer networks.

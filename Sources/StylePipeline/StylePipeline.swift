@@ -1,0 +1,1 @@
+/// StylePipeline: image bytes in, stylized image bytes out.

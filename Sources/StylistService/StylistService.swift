@@ -1,0 +1,1 @@
+/// StylistService: config, router and the v1 API.

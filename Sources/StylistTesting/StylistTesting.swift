@@ -1,0 +1,1 @@
+/// StylistTesting: the real server on an ephemeral port, for tests.
