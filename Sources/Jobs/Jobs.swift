@@ -1,1 +1,0 @@
-/// Jobs: durable job records, blobs, the bounded queue and workers.
