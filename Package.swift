@@ -14,7 +14,7 @@ let simdFlags: [String] = []
 let engineSettings: [SwiftSetting] = [
     .unsafeFlags(simdFlags),
     .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
-    .define("STYLIST_AVX2", .when(platforms: [.linux, .macOS])),
+    .define("STYLIST_AVX2_BUILD"),
 ]
 
 let package = Package(

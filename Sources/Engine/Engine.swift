@@ -1,1 +1,0 @@
-/// Engine: tensors, SIMD kernels and the thread pool.

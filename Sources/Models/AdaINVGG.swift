@@ -1,0 +1,113 @@
+import Engine
+
+/// Huang & Belongie's AdaIN network: VGG-19 encoder (vgg_normalised layout) to relu3_1 or relu4_1,
+/// AdaIN, and the mirror decoder. Widths come from the weights' shapes, so the quarter-width
+/// (cd16x) and the full 64/128/256/512 network are the same code.
+public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
+    enum Step { case conv(Conv2DLayer), pool, upsample }
+
+    public let architecture = "adain-vgg19"
+    public let sizeMultiple: Int
+    /// `relu3_1` or `relu4_1`.
+    public let feature: String
+    /// Channel widths of the four stages (only the first three used at relu3_1).
+    public let widths: [Int]
+    let encoder: [Step]
+    let decoder: [Step]
+
+    /// Builds the network from weights and their metadata (`feature`, `decoder_final_relu`).
+    public init(weights st: SafeTensors) throws {
+        let feature = st.metadata["feature"] ?? "relu4_1"
+        guard feature == "relu4_1" || feature == "relu3_1" else {
+            throw WeightsError("unsupported feature layer \(feature) (expected relu3_1 or relu4_1)")
+        }
+        let finalRelu = (st.metadata["decoder_final_relu"] ?? "false") == "true"
+        self.feature = feature
+        let stages = feature == "relu4_1" ? 4 : 3
+        sizeMultiple = 1 << (stages - 1)
+        var widths: [Int] = []
+        for s in 1...stages {
+            let shape = try st.shape("encoder.conv\(s)_1.weight")
+            guard shape.count == 4, shape[0] > 0 else { throw WeightsError("tensor encoder.conv\(s)_1.weight: shape \(shape) is not a conv weight") }
+            widths.append(shape[0])
+        }
+        self.widths = widths
+        let c = widths
+        var enc: [Step] = [.conv(try st.conv("encoder.conv0", inChannels: 3, outChannels: 3, kernel: 1, padding: 0))]
+        func e(_ n: String, _ i: Int, _ o: Int) throws -> Step { .conv(try st.conv("encoder." + n, inChannels: i, outChannels: o, kernel: 3, activation: .relu)) }
+        enc += [try e("conv1_1", 3, c[0]), try e("conv1_2", c[0], c[0]), .pool,
+                try e("conv2_1", c[0], c[1]), try e("conv2_2", c[1], c[1]), .pool,
+                try e("conv3_1", c[1], c[2])]
+        if stages == 4 {
+            enc += [try e("conv3_2", c[2], c[2]), try e("conv3_3", c[2], c[2]), try e("conv3_4", c[2], c[2]), .pool,
+                    try e("conv4_1", c[2], c[3])]
+        }
+        encoder = enc
+        var dec: [(String, Int, Int)?] = []   // nil = upsample
+        if stages == 4 {
+            dec += [("conv4_1", c[3], c[2]), nil, ("conv3_4", c[2], c[2]), ("conv3_3", c[2], c[2]), ("conv3_2", c[2], c[2])]
+        }
+        dec += [("conv3_1", c[2], c[1]), nil, ("conv2_2", c[1], c[1]), ("conv2_1", c[1], c[0]), nil,
+                ("conv1_2", c[0], c[0]), ("conv1_1", c[0], 3)]
+        var decSteps: [Step] = []
+        for (i, d) in dec.enumerated() {
+            guard let (n, ci, co) = d else { decSteps.append(.upsample); continue }
+            let last = i == dec.count - 1
+            decSteps.append(.conv(try st.conv("decoder." + n, inChannels: ci, outChannels: co, kernel: 3,
+                                              activation: (!last || finalRelu) ? .relu : .none)))
+        }
+        decoder = decSteps
+    }
+
+    func run(_ steps: [Step], _ input: Tensor, _ ctx: RunContext, prefix: String) throws -> Tensor {
+        var x = input
+        for step in steps {
+            switch step {
+            case .conv(let layer): x = try layer(x, ctx)
+            case .pool: x = try ctx.layer(prefix + "pool", flops: 0) { Ops.maxPool2x2(x) }
+            case .upsample: x = try ctx.layer(prefix + "upsample", flops: 0) { Ops.upsampleNearest2x(x) }
+            }
+        }
+        return x
+    }
+
+    func plan(_ steps: [Step], _ size: Size) -> (Double, Size) {
+        var s = size, total = 0.0
+        for step in steps {
+            switch step {
+            case .conv(let layer): let r = layer.plan(s); total += r.flops; s = r.size
+            case .pool: s = Size(height: (s.height + 1) / 2, width: (s.width + 1) / 2)
+            case .upsample: s = Size(height: s.height * 2, width: s.width * 2)
+            }
+        }
+        return (total, s)
+    }
+
+    public func encodeStyle(_ image: Tensor, _ ctx: RunContext) throws -> StyleCode {
+        let f = try run(encoder, image, ctx, prefix: "style.")
+        let (mean, std) = Ops.meanStd(f)
+        return StyleCode(architecture: architecture, vectors: ["mean": mean, "std": std])
+    }
+
+    public func stylize(content: Tensor, styles: [StyleCode], weights: [Float], alpha: Float, _ ctx: RunContext) throws -> Tensor {
+        guard alpha >= 0 && alpha <= 1 else { throw ParameterError("alpha must be in [0, 1]") }
+        let w = try normalisedWeights(weights, count: styles.count)
+        let cf = try run(encoder, content, ctx, prefix: "content.")
+        let mix = StyleCode.blend(zip(styles, w).map { ($0, $1) })
+        let (cm, cs) = Ops.meanStd(cf)
+        var (scale, shift) = adainAffine(contentMean: cm, contentStd: cs, styleMean: mix.vector("mean"), styleStd: mix.vector("std"))
+        // alpha * t + (1 - alpha) * c is again a per-channel affine map of c.
+        for i in 0..<scale.count {
+            scale[i] = alpha * scale[i] + (1 - alpha)
+            shift[i] = alpha * shift[i]
+        }
+        try ctx.layer("adain", flops: 0) { Ops.affineInPlace(cf, scale: scale, shift: shift) }
+        return try run(decoder, cf, ctx, prefix: "decoder.")
+    }
+
+    public func plannedFlops(content: Size, styleSizes: [Size], alpha: Float) -> Double {
+        let (ce, fs) = plan(encoder, content)
+        let (de, _) = plan(decoder, fs)
+        return ce + de + styleSizes.map { plan(encoder, $0).0 }.reduce(0, +)
+    }
+}

@@ -1,0 +1,25 @@
+import Engine
+
+/// A named convolution that reports its time, FLOPs and progress through a RunContext.
+struct Conv2DLayer: Sendable {
+    let name: String
+    let conv: Conv2D
+
+    func callAsFunction(_ x: Tensor, _ ctx: RunContext) throws -> Tensor {
+        let (h, w) = conv.outputSize(height: x.height, width: x.width)
+        return try ctx.layer(name, flops: conv.flops(outputHeight: h, outputWidth: w)) { conv(x) }
+    }
+
+    /// FLOPs and output size for an input of the given size (for progress planning).
+    func plan(_ size: Size) -> (flops: Double, size: Size) {
+        let (h, w) = conv.outputSize(height: size.height, width: size.width)
+        return (conv.flops(outputHeight: h, outputWidth: w), Size(height: h, width: w))
+    }
+}
+
+/// A spatial size.
+public struct Size: Sendable, Equatable, Codable {
+    public var height: Int
+    public var width: Int
+    public init(height: Int, width: Int) { self.height = height; self.width = width }
+}

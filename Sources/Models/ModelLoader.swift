@@ -1,0 +1,16 @@
+import Engine
+import Foundation
+
+/// Loads a network from a safetensors file, choosing the architecture from its metadata.
+public enum ModelLoader {
+    /// The network described by `path`'s `__metadata__.architecture`.
+    public static func load(path: String) throws -> StyleNetwork {
+        let st = try SafeTensors(contentsOf: path)
+        switch st.metadata["architecture"] {
+        case "microast": return try MicroAST(weights: st)
+        case "adain-vgg19": return try AdaINVGG(weights: st)
+        case let other?: throw WeightsError("\(path): unknown architecture \(other) (expected microast or adain-vgg19)")
+        case nil: throw WeightsError("\(path): no architecture in __metadata__")
+        }
+    }
+}

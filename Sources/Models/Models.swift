@@ -1,1 +1,0 @@
-/// Models: safetensors weights and the style-transfer networks.
