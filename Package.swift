@@ -11,11 +11,11 @@ let simdFlags: [String] = portable ? [] : ["-Xcc", "-mavx2", "-Xcc", "-mfma", "-
 #else
 let simdFlags: [String] = []
 #endif
-let engineSettings: [SwiftSetting] = [
-    .unsafeFlags(simdFlags),
-    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
-    .define("STYLIST_AVX2_BUILD"),
-]
+// Kernels are compiled optimised even in debug builds: the test suite runs real networks.
+// Only the Engine (kernels with their own bounds discipline) drops runtime checks in release.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let simdSettings: [SwiftSetting] = (portable ? [] : [.unsafeFlags(simdFlags), .define("STYLIST_AVX2_BUILD")]) + optimized
+let kernelSettings: [SwiftSetting] = simdSettings + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "Stylist",
@@ -35,13 +35,13 @@ let package = Package(
             linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
         ),
         // PNG/JPEG decode and encode, EXIF orientation, resampling, RGB float planes.
-        .target(name: "ImageCodecs", dependencies: ["CImageCodecs"]),
+        .target(name: "ImageCodecs", dependencies: ["CImageCodecs"], swiftSettings: optimized),
         // Tensors, SIMD kernels, thread pool. Knows nothing about files, images or HTTP.
-        .target(name: "Engine", swiftSettings: portable ? [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] : engineSettings),
+        .target(name: "Engine", swiftSettings: kernelSettings),
         // safetensors reader, the adain-vgg19 and microast networks, style codes.
-        .target(name: "Models", dependencies: ["Engine"], swiftSettings: portable ? [] : [.unsafeFlags(simdFlags)]),
+        .target(name: "Models", dependencies: ["Engine"], swiftSettings: simdSettings),
         // Image in, image out: resize, pad, colour preservation, model, crop, encode.
-        .target(name: "StylePipeline", dependencies: ["ImageCodecs", "Models", "Engine"]),
+        .target(name: "StylePipeline", dependencies: ["ImageCodecs", "Models", "Engine"], swiftSettings: simdSettings),
         // OpenSSL (TLS, SHA-256) as a system library.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
         // HTTP/1.1: a pure request parser, multipart, and the Dispatch socket server (+TLS).
