@@ -4,4 +4,5 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/x509v3.h>
 #endif
