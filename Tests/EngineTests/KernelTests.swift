@@ -1,0 +1,154 @@
+import Engine
+import XCTest
+
+/// A deterministic generator so failures reproduce.
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+    mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
+}
+
+/// Straightforward convolution with explicit reflection padding: the reference the kernels must match.
+func naiveConv(_ x: [Float], c: Int, h: Int, w: Int, weight: [Float], bias: [Float], oc: Int, k: Int,
+               stride: Int, groups: Int, pad: Int, relu: Bool) -> (values: [Float], h: Int, w: Int) {
+    let ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1
+    let icg = c / groups, ocg = oc / groups
+    func refl(_ i: Int, _ n: Int) -> Int { i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i) }
+    var out = [Float](repeating: 0, count: oc * ho * wo)
+    for o in 0..<oc {
+        let g = o / ocg
+        for y in 0..<ho {
+            for xo in 0..<wo {
+                var acc = Double(bias[o])
+                for i in 0..<icg {
+                    let ic = g * icg + i
+                    for ky in 0..<k {
+                        for kx in 0..<k {
+                            let iy = refl(y * stride + ky - pad, h), ix = refl(xo * stride + kx - pad, w)
+                            acc += Double(weight[((o * icg + i) * k + ky) * k + kx]) * Double(x[(ic * h + iy) * w + ix])
+                        }
+                    }
+                }
+                out[(o * ho + y) * wo + xo] = relu ? Float(max(acc, 0)) : Float(acc)
+            }
+        }
+    }
+    return (out, ho, wo)
+}
+
+func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+final class ConvolutionTests: XCTestCase {
+    struct Case { let c, h, w, oc, k, stride, groups: Int; let relu: Bool }
+
+    func check(_ t: Case, seed: UInt64) {
+        var rng = SplitMix(state: seed)
+        let x = rng.floats(t.c * t.h * t.w)
+        let weight = rng.floats(t.oc * (t.c / t.groups) * t.k * t.k)
+        let bias = rng.floats(t.oc)
+        let pad = t.k / 2
+        let ref = naiveConv(x, c: t.c, h: t.h, w: t.w, weight: weight, bias: bias, oc: t.oc, k: t.k,
+                            stride: t.stride, groups: t.groups, pad: pad, relu: t.relu)
+        let conv = Conv2D(weight: weight, bias: bias, inChannels: t.c, outChannels: t.oc, kernel: t.k,
+                          stride: t.stride, groups: t.groups, activation: t.relu ? .relu : .none)
+        let out = conv(Tensor(channels: t.c, height: t.h, width: t.w, values: x))
+        XCTAssertEqual(out.height, ref.h, "\(t)")
+        XCTAssertEqual(out.width, ref.w, "\(t)")
+        let scale = Float(t.c / t.groups * t.k * t.k)
+        XCTAssertLessThan(maxAbsDiff(out.values, ref.values), 2e-6 * scale + 1e-5, "\(t)")
+    }
+
+    func testDense3x3OddSizesAgainstNaive() {
+        check(Case(c: 5, h: 7, w: 29, oc: 9, k: 3, stride: 1, groups: 1, relu: false), seed: 1)
+        check(Case(c: 16, h: 13, w: 50, oc: 16, k: 3, stride: 1, groups: 1, relu: true), seed: 2)
+        check(Case(c: 3, h: 2, w: 3, oc: 6, k: 3, stride: 1, groups: 1, relu: false), seed: 3)
+    }
+
+    func testPointwise1x1AgainstNaive() {
+        check(Case(c: 32, h: 5, w: 37, oc: 32, k: 1, stride: 1, groups: 1, relu: true), seed: 4)
+        check(Case(c: 3, h: 4, w: 4, oc: 3, k: 1, stride: 1, groups: 1, relu: false), seed: 5)
+    }
+
+    func testLarge9x9KernelsAgainstNaive() {
+        check(Case(c: 3, h: 19, w: 27, oc: 16, k: 9, stride: 1, groups: 1, relu: true), seed: 6)
+        check(Case(c: 16, h: 12, w: 25, oc: 3, k: 9, stride: 1, groups: 1, relu: false), seed: 7)
+    }
+
+    func testGroupedDepthwiseAndStride2AgainstNaive() {
+        check(Case(c: 16, h: 17, w: 23, oc: 32, k: 3, stride: 2, groups: 16, relu: true), seed: 8)   // MicroAST enc1.2
+        check(Case(c: 64, h: 9, w: 31, oc: 64, k: 3, stride: 1, groups: 64, relu: false), seed: 9)   // depthwise
+        check(Case(c: 64, h: 8, w: 26, oc: 32, k: 3, stride: 1, groups: 32, relu: true), seed: 10)   // 2 in -> 1 out per group
+        check(Case(c: 8, h: 15, w: 21, oc: 12, k: 3, stride: 2, groups: 1, relu: false), seed: 11)   // dense stride 2
+        check(Case(c: 6, h: 11, w: 13, oc: 6, k: 5, stride: 2, groups: 3, relu: true), seed: 12)
+    }
+}
+
+final class OpsTests: XCTestCase {
+    func testMaxPoolPicksTheMaximumOfEachWindow() {
+        let t = Tensor(channels: 1, height: 2, width: 4, values: [1, 5, -2, 0, 3, 2, 7, -1])
+        XCTAssertEqual(Ops.maxPool2x2(t).values, [5, 7])
+    }
+
+    func testNearestUpsampleRepeatsPixels() {
+        let t = Tensor(channels: 1, height: 1, width: 2, values: [1, 2])
+        XCTAssertEqual(Ops.upsampleNearest2x(t).values, [1, 1, 2, 2, 1, 1, 2, 2])
+    }
+
+    func testBilinearUpsampleUsesHalfPixelCentresAndClampsEdges() {
+        var rng = SplitMix(state: 13)
+        let (c, h, w) = (2, 5, 7)
+        let x = rng.floats(c * h * w)
+        let out = Ops.upsampleBilinear2x(Tensor(channels: c, height: h, width: w, values: x))
+        // Reference: PyTorch align_corners=false coordinates, clipped, 2-D interpolation.
+        func coord(_ o: Int, _ n: Int) -> (Int, Int, Float) {
+            let s = min(max((Float(o) + 0.5) / 2 - 0.5, 0), Float(n - 1))
+            let i0 = Int(s.rounded(.down))
+            return (i0, min(i0 + 1, n - 1), s - Float(i0))
+        }
+        var ref = [Float]()
+        for ch in 0..<c {
+            for yo in 0..<2 * h {
+                let (y0, y1, wy) = coord(yo, h)
+                for xo in 0..<2 * w {
+                    let (x0, x1, wx) = coord(xo, w)
+                    let v = { (yy: Int, xx: Int) in x[(ch * h + yy) * w + xx] }
+                    ref.append(v(y0, x0) * (1 - wy) * (1 - wx) + v(y0, x1) * (1 - wy) * wx + v(y1, x0) * wy * (1 - wx) + v(y1, x1) * wy * wx)
+                }
+            }
+        }
+        XCTAssertLessThan(maxAbsDiff(out.values, ref), 1e-6)
+    }
+
+    func testMeanStdIsUnbiasedWithEpsilon() {
+        let t = Tensor(channels: 2, height: 1, width: 4, values: [1, 2, 3, 4, 5, 5, 5, 5])
+        let (m, s) = Ops.meanStd(t)
+        XCTAssertEqual(m[0], 2.5, accuracy: 1e-6)
+        XCTAssertEqual(s[0], Float((5.0 / 3.0 + 1e-5).squareRoot()), accuracy: 1e-6)
+        XCTAssertEqual(s[1], Float((1e-5).squareRoot()), accuracy: 1e-7)
+    }
+
+    func testCombineAndAffineArePerChannel() {
+        let a = Tensor(channels: 2, height: 1, width: 9, values: (0..<18).map(Float.init))
+        let b = Tensor(channels: 2, height: 1, width: 9, values: [Float](repeating: 1, count: 18))
+        let y = Ops.combine(a, [2, -1], b, [1, 0.5], relu: true)
+        XCTAssertEqual(y[0, 0, 3], 7)
+        XCTAssertEqual(y[1, 0, 0], 0)      // -9 + 0.5 clamped by relu
+        Ops.affineInPlace(a, scale: [1, 2], shift: [0, 1])
+        XCTAssertEqual(a[1, 0, 8], 35)
+    }
+
+    func testReflectionNeverRepeatsTheEdgePixel() {
+        XCTAssertEqual((-3...6).map { reflect($0, 4) }, [3, 2, 1, 0, 1, 2, 3, 2, 1, 0])
+        XCTAssertEqual(reflect(-2, 1), 0)
+    }
+}
