@@ -142,28 +142,30 @@ public final class Conv2D: @unchecked Sendable {
                         src = UnsafePointer(input.plane(g * inPerGroup) + (y - inputRowOffset) * w)
                         rowStride = input.planeSize
                     }
-                    var t0 = 0
-                    var wp = packed + g * outPerGroup * ocTileWeights
-                    while t0 < outPerGroup {
-                        let tile = min(Conv2D.tileChannels, outPerGroup - t0)
-                        let oc = g * outPerGroup + t0
-                        let dst = out.plane(oc) + oy * wo
-                        var x0 = 0
-                        while x0 < wo {
-                            let valid = min(Conv2D.tilePixels, wo - x0)
+                    // x outer, channel tiles inner: the slice of scratch under one 24-pixel tile
+                    // (inPerGroup * k rows) stays in L1 while every output tile reuses it.
+                    let groupWeights = packed + g * outPerGroup * ocTileWeights
+                    var x0 = 0
+                    while x0 < wo {
+                        let valid = min(Conv2D.tilePixels, wo - x0)
+                        var t0 = 0
+                        var wp = groupWeights
+                        while t0 < outPerGroup {
+                            let tile = min(Conv2D.tileChannels, outPerGroup - t0)
+                            let oc = g * outPerGroup + t0
                             let args = TileArgs(src: src + x0, rows: inPerGroup * k, rowStride: rowStride, kw: k, taps: taps,
-                                                weights: wp, out: dst + x0, outStride: out.planeSize, bias: biasValues + oc,
-                                                relu: relu, valid: valid)
+                                                weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
+                                                bias: biasValues + oc, relu: relu, valid: valid)
                             switch tile {
                             case 4: convTile(4, args)
                             case 3: convTile(3, args)
                             case 2: convTile(2, args)
                             default: convTile(1, args)
                             }
-                            x0 += Conv2D.tilePixels
+                            wp += tile * ocTileWeights
+                            t0 += tile
                         }
-                        wp += tile * ocTileWeights
-                        t0 += tile
+                        x0 += Conv2D.tilePixels
                     }
                 }
             }
