@@ -166,7 +166,7 @@ public final class JobSystem: @unchecked Sendable {
         config.workers = max(1, config.workers)
         self.configuration = config
 
-        let now = Date()
+        let now = JobsJSON.now()
         let records = try jobStore.loadAll().sorted {
             ($0.sequence, $0.createdAt) < ($1.sequence, $1.createdAt)
         }
@@ -181,7 +181,7 @@ public final class JobSystem: @unchecked Sendable {
                 record.error = JobFailure(status: 500, title: "Job interrupted",
                                           detail: "The service stopped while running this job \(record.attempts) times.")
                 record.finishedAt = now
-                record.expiresAt = now.addingTimeInterval(config.ttl)
+                record.expiresAt = JobsJSON.normalize(now.addingTimeInterval(config.ttl))
                 try jobStore.save(record)
                 for name in record.inputs { try? blobStore.delete(job: record.id, name: name) }
                 logger.warning("job failed after interruptions", metadata: ["job": "\(record.id)", "attempts": "\(record.attempts)"])
@@ -194,7 +194,7 @@ public final class JobSystem: @unchecked Sendable {
                 logger.info("job re-queued after interruption", metadata: ["job": "\(record.id)", "attempts": "\(record.attempts)"])
             case .succeeded, .failed, .canceled:
                 if record.expiresAt == nil {
-                    record.expiresAt = (record.finishedAt ?? now).addingTimeInterval(config.ttl)
+                    record.expiresAt = JobsJSON.normalize((record.finishedAt ?? now).addingTimeInterval(config.ttl))
                 }
             }
             if let key = record.idempotencyKey { idempotency[key] = record.id }
@@ -261,7 +261,7 @@ public final class JobSystem: @unchecked Sendable {
         nextSequence += 1
         cond.unlock()
 
-        let record = JobRecord(id: id, createdAt: Date(), parameters: parameters,
+        let record = JobRecord(id: id, createdAt: JobsJSON.now(), parameters: parameters,
                                inputs: inputs.map(\.name), styleIDs: styleIDs,
                                idempotencyKey: idempotencyKey, requestDigest: requestDigest,
                                sequence: sequence)
@@ -442,14 +442,14 @@ public final class JobSystem: @unchecked Sendable {
         }
         switch entry.record.status {
         case .queued:
-            let now = Date()
+            let now = JobsJSON.now()
             if let index = queue.firstIndex(of: id) {
                 queue.remove(at: index)
                 for other in queue[index...] { changedLocked(other) }
             }
             entry.record.status = .canceled
             entry.record.finishedAt = now
-            entry.record.expiresAt = now.addingTimeInterval(configuration.ttl)
+            entry.record.expiresAt = JobsJSON.normalize(now.addingTimeInterval(configuration.ttl))
             entries[id] = entry
             finishedCounts[.canceled, default: 0] += 1
             changedLocked(id)
@@ -492,7 +492,7 @@ public final class JobSystem: @unchecked Sendable {
         var newTombstones: [JobTombstone] = []
         for id in expired {
             removeEntryLocked(id)
-            let t = JobTombstone(id: id, expiredAt: now)
+            let t = JobTombstone(id: id, expiredAt: JobsJSON.normalize(now))
             tombstones[id] = t
             newTombstones.append(t)
         }
@@ -593,7 +593,7 @@ public final class JobSystem: @unchecked Sendable {
             for other in queue { changedLocked(other) }
             var entry = entries[id]!
             entry.record.status = .running
-            entry.record.startedAt = Date()
+            entry.record.startedAt = JobsJSON.now()
             entry.record.attempts += 1
             entry.record.progress = 0
             entries[id] = entry
@@ -668,7 +668,7 @@ public final class JobSystem: @unchecked Sendable {
         cond.unlock()
 
         var record = entry.record
-        let now = Date()
+        let now = JobsJSON.now()
         switch outcome {
         case .success(let result) where !canceled:
             do {
@@ -705,7 +705,7 @@ public final class JobSystem: @unchecked Sendable {
             }
         }
         record.finishedAt = now
-        record.expiresAt = now.addingTimeInterval(configuration.ttl)
+        record.expiresAt = JobsJSON.normalize(now.addingTimeInterval(configuration.ttl))
         do { try jobStore.save(record) } catch {
             logger.error("could not persist finished job", metadata: ["job": "\(id)", "error": "\(error)"])
         }

@@ -105,7 +105,7 @@ public final class StyleLibrary: @unchecked Sendable {
             try DurableFS.makeDirectory(dir)
             try writeImage(dir)
             let image = dir.appendingPathComponent(Self.imageName)
-            let record = StyleRecord(id: id, name: metadata.name, createdAt: Date(), width: metadata.width,
+            let record = StyleRecord(id: id, name: metadata.name, createdAt: JobsJSON.now(), width: metadata.width,
                                      height: metadata.height, contentType: metadata.contentType,
                                      imageBlob: Self.imageName, imageSize: DurableFS.fileSize(image),
                                      imageSHA256: try? SHA256Digest.hex(file: image), derived: [:])

@@ -290,30 +290,91 @@ public enum SHA256Digest {
     }
 }
 
-/// JSON coding of records: ISO 8601 dates with milliseconds, sorted keys.
+/// JSON coding of records: ISO 8601 UTC dates with milliseconds, sorted keys. Dates in
+/// records are kept at millisecond precision in memory too, so a record read back from disk
+/// equals the one in memory.
 public enum JobsJSON {
-    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+    /// The current time at millisecond precision.
+    public static func now() -> Date { normalize(Date()) }
 
-    /// An encoder writing dates as ISO 8601 with milliseconds (`2026-01-02T03:04:05.678Z`).
+    /// `date` rounded to the nearest millisecond (exactly what survives a JSON round trip).
+    public static func normalize(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: Double(milliseconds(date)) / 1000)
+    }
+
+    static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
+    /// `2026-01-02T03:04:05.678Z`.
+    public static func format(_ date: Date) -> String {
+        let ms = milliseconds(date)
+        var seconds = time_t(ms >= 0 ? ms / 1000 : (ms - 999) / 1000)
+        let frac = Int(ms - Int64(seconds) * 1000)
+        var tm = tm()
+        gmtime_r(&seconds, &tm)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
+                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), frac)
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.fff...]Z` (UTC); nil otherwise.
+    public static func parse(_ string: String) -> Date? {
+        let b = Array(string.utf8)
+        guard b.count >= 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
+              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"), b.last == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var v = 0
+            for i in range {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                v = v * 10 + Int(b[i] - 0x30)
+            }
+            return v
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
+        var ms = 0
+        if b.count > 20 {
+            guard b[19] == UInt8(ascii: "."), b.count > 21 else { return nil }
+            var digits = 0
+            for i in 20..<(b.count - 1) {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                if digits < 3 { ms = ms * 10 + Int(b[i] - 0x30) }
+                digits += 1
+            }
+            if digits < 3 { for _ in digits..<3 { ms *= 10 } }
+        }
+        var tm = tm()
+        tm.tm_year = Int32(year - 1900)
+        tm.tm_mon = Int32(month - 1)
+        tm.tm_mday = Int32(day)
+        tm.tm_hour = Int32(hour)
+        tm.tm_min = Int32(minute)
+        tm.tm_sec = Int32(second)
+        let seconds = timegm(&tm)
+        return Date(timeIntervalSince1970: Double(Int64(seconds) * 1000 + Int64(ms)) / 1000)
+    }
+
+    /// An encoder writing dates with `format(_:)` and sorted keys.
     public static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.dateEncodingStrategy = .custom { date, coder in
             var c = coder.singleValueContainer()
-            try c.encode(date.formatted(style))
+            try c.encode(format(date))
         }
         return encoder
     }
 
-    /// A decoder accepting ISO 8601 dates with or without fractional seconds.
+    /// A decoder reading dates with `parse(_:)`.
     public static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { coder in
             let c = try coder.singleValueContainer()
             let s = try c.decode(String.self)
-            if let d = try? style.parse(s) { return d }
-            if let d = try? Date.ISO8601FormatStyle().parse(s) { return d }
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "bad date \(s)")
+            guard let d = parse(s) else {
+                throw DecodingError.dataCorruptedError(in: c, debugDescription: "bad date \(s)")
+            }
+            return d
         }
         return decoder
     }
