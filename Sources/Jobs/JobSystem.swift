@@ -65,7 +65,7 @@ public final class JobSystem: @unchecked Sendable {
         public var ttl: Double = 24 * 3600
         /// Seconds a tombstone of an expired job is kept (answers 410, then 404).
         public var tombstoneTTL: Double = 7 * 24 * 3600
-        /// Seconds between sweeps for expired jobs (0 disables the timer; call `sweep()`).
+        /// Seconds between sweeps for expired jobs (0: only the sweep at start; call `sweep()`).
         public var sweepInterval: Double = 60
         /// A job found `running` at start (the process died while running it) that already
         /// started this many times is failed instead of run again (a crash loop breaker).
@@ -145,7 +145,8 @@ public final class JobSystem: @unchecked Sendable {
     // MARK: Opening
 
     /// Opens the job system on a local data directory (`DATA/jobs`, `DATA/tombstones`),
-    /// recovers queued and interrupted jobs and starts the workers and the sweeper.
+    /// recovers queued and interrupted jobs, sweeps expired ones and starts the workers and the
+    /// sweeper. Call `shutdown(grace:)` before dropping it (the workers keep it alive).
     public static func open(directory: URL, executor: JobExecutor,
                             configuration: Configuration = Configuration()) throws -> JobSystem {
         let jobs = directory.appendingPathComponent("jobs")
@@ -204,18 +205,20 @@ public final class JobSystem: @unchecked Sendable {
         if !queue.isEmpty {
             logger.info("recovered queued jobs", metadata: ["count": "\(queue.count)"])
         }
+        sweep()
+        if config.sweepInterval > 0 {
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "stylist.jobs.sweeper"))
+            timer.schedule(deadline: .now() + config.sweepInterval, repeating: config.sweepInterval)
+            timer.setEventHandler { [weak self] in self?.sweep() }
+            timer.resume()
+            sweeper = timer
+        }
         for n in 0..<config.workers {
             let thread = Thread { [self] in workerLoop() }
             thread.name = "stylist-worker-\(n)"
             thread.stackSize = config.workerStackSize
             thread.start()
         }
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "stylist.jobs.sweeper"))
-        let interval = config.sweepInterval
-        timer.schedule(deadline: .now(), repeating: interval > 0 ? interval : .infinity)
-        timer.setEventHandler { [weak self] in self?.sweep() }
-        timer.resume()
-        sweeper = timer
     }
 
     // MARK: Submitting
@@ -348,6 +351,7 @@ public final class JobSystem: @unchecked Sendable {
     /// nil when the job is unknown or gets deleted meanwhile. Never blocks a thread.
     public func waitForChange(id: String, after version: UInt64? = nil, timeout: Double) async -> JobSnapshot? {
         let token = allocateToken()
+        defer { forgetToken(token) }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<JobSnapshot?, Never>) in
                 cond.lock()
@@ -382,6 +386,12 @@ public final class JobSystem: @unchecked Sendable {
         return nextToken
     }
 
+    private func forgetToken(_ token: UInt64) {
+        cond.lock()
+        canceledTokens.remove(token)
+        cond.unlock()
+    }
+
     private func releaseWaiter(id: String, token: UInt64, canceled: Bool) {
         cond.lock()
         if let waiter = waiters[id]?.removeValue(forKey: token) {
@@ -399,6 +409,14 @@ public final class JobSystem: @unchecked Sendable {
     /// it finishes after the terminal state (at once for a finished or unknown job).
     public func events(id: String) -> AsyncStream<JobSnapshot> {
         let (stream, continuation) = AsyncStream.makeStream(of: JobSnapshot.self, bufferingPolicy: .bufferingNewest(4096))
+        let token = allocateToken()
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            self.cond.lock()
+            self.streams[id]?[token] = nil
+            if self.streams[id]?.isEmpty == true { self.streams[id] = nil }
+            self.cond.unlock()
+        }
         cond.lock()
         guard let entry = entries[id] else {
             cond.unlock()
@@ -412,17 +430,8 @@ public final class JobSystem: @unchecked Sendable {
             continuation.finish()
             return stream
         }
-        nextToken += 1
-        let token = nextToken
         streams[id, default: [:]][token] = continuation
         cond.unlock()
-        continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            self.cond.lock()
-            self.streams[id]?[token] = nil
-            if self.streams[id]?.isEmpty == true { self.streams[id] = nil }
-            self.cond.unlock()
-        }
         return stream
     }
 

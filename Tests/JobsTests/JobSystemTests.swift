@@ -314,6 +314,21 @@ final class JobSystemTests: XCTestCase {
         XCTAssertThrowsError(try system.submitTest()) { XCTAssertTrue($0 is JobSystemShuttingDown) }
     }
 
+    func testSeveralWorkersRunJobsInParallel() throws {
+        var config = testConfig()
+        config.workers = 2
+        system = try open(config)
+        let a = try system.submitTest("block")
+        let b = try system.submitTest("block")
+        let c = try system.submitTest("ok")
+        waitUntil { self.system.status(a.record.id) == .running && self.system.status(b.record.id) == .running }
+        XCTAssertEqual(system.stats().running, 2)
+        XCTAssertEqual(system.queuePosition(of: c.record.id), 1)
+        executor.release(b.record.id)
+        waitUntil { self.system.status(c.record.id) == .succeeded }
+        XCTAssertEqual(system.status(a.record.id), .running)
+    }
+
     func testStatsCountOutcomes() throws {
         system = try open()
         _ = try system.submitTest()
