@@ -182,8 +182,8 @@ func parseHeaderParameters(_ header: String) -> (String, [(name: String, value: 
     return (value, params)
 }
 
-/// Streaming multipart/form-data parser: feed the body in slices of any size.
-struct MultipartStreamParser {
+/// Streaming multipart/form-data parser: feed the body in slices of any size, then `finish()`.
+public struct MultipartStreamParser {
     enum State { case preamble, afterDelimiter(inBody: Bool), padding, headers, body, epilogue }
 
     let delimiter: [UInt8]           // CRLF "--" boundary
@@ -212,13 +212,15 @@ struct MultipartStreamParser {
         var length = 0
     }
 
-    init(boundary: String, maxPartBytes: Int, maxParts: Int, memoryThreshold: Int, spoolDirectory: String) {
+    /// A parser for `boundary` (see `MultipartParser.boundary(fromContentType:)`).
+    public init(boundary: String, maxPartBytes: Int, maxParts: Int, memoryThreshold: Int = 1024 * 1024, spoolDirectory: String) {
         delimiter = [0x0D, 0x0A, 0x2D, 0x2D] + Array(boundary.utf8)
         self.maxPartBytes = maxPartBytes; self.maxParts = maxParts
         self.memoryThreshold = memoryThreshold; self.spoolDirectory = spoolDirectory
     }
 
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) throws {
+    /// Parses the next slice of the body.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws {
         if case .epilogue = state { return }
         buffer.append(contentsOf: bytes)
         var pos = 0
@@ -299,7 +301,8 @@ struct MultipartStreamParser {
         }
     }
 
-    mutating func finish() throws -> [MultipartPart] {
+    /// The parts, in order; throws if the closing boundary was not seen.
+    public mutating func finish() throws -> [MultipartPart] {
         guard case .epilogue = state else {
             throw sawDelimiter ? MultipartError.missingFinalBoundary : MultipartError.missingInitialBoundary
         }
@@ -307,7 +310,7 @@ struct MultipartStreamParser {
     }
 
     /// Removes every spool file created so far (after an error).
-    mutating func discard() {
+    public mutating func discard() {
         MultipartParser.removeSpoolFiles(parts)
         parts = []
         if let c = current {

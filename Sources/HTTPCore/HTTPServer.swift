@@ -1,0 +1,278 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Foundation
+import Logging
+
+/// Why the server could not start.
+public enum HTTPServerError: Error, CustomStringConvertible, Sendable {
+    /// The address is already taken by another socket.
+    case addressInUse(host: String, port: Int)
+    /// The host could not be resolved.
+    case cannotResolve(host: String, reason: String)
+    /// socket/bind/listen failed.
+    case socket(String)
+    /// `start()` was called twice.
+    case alreadyStarted
+
+    public var description: String {
+        switch self {
+        case .addressInUse(let host, let port):
+            return "cannot listen on \(host):\(port): the address is already in use (is another server running on port \(port)?)"
+        case .cannotResolve(let host, let reason): return "cannot resolve listen address '\(host)': \(reason)"
+        case .socket(let why): return why
+        case .alreadyStarted: return "the server is already started"
+        }
+    }
+}
+
+/// An HTTP/1.1 (and HTTPS) server on non-blocking sockets driven by Dispatch sources. Each connection runs on
+/// its own serial queue; the responder runs in Tasks, so neither slow clients nor slow handlers block a thread.
+public final class HTTPServer: @unchecked Sendable {
+    let configuration: HTTPServerConfiguration
+    let responder: HTTPResponder
+    let logger: Logger
+    private(set) var tlsContext: TLSContext?
+
+    private let lock = NSLock()
+    private var listenFD: Int32 = -1
+    private var acceptSource: DispatchSourceRead?
+    private var connections: [ObjectIdentifier: Connection] = [:]
+    private var servingCount = 0
+    private var _boundPort = 0
+    private var _shuttingDown = false
+    private var started = false
+    private let acceptQueue = DispatchQueue(label: "stylist.http.accept")
+
+    /// A server that is not listening yet; call `start()`.
+    public init(configuration: HTTPServerConfiguration, responder: HTTPResponder, logger: Logger) {
+        self.configuration = configuration
+        self.responder = responder
+        self.logger = logger
+    }
+
+    deinit {
+        if listenFD >= 0 { Glibc.close(listenFD) }
+    }
+
+    /// The port actually bound (useful with port 0); 0 before `start()`.
+    public var boundPort: Int { lock.lock(); defer { lock.unlock() }; return _boundPort }
+
+    /// Open connections right now.
+    public var connectionCount: Int { lock.lock(); defer { lock.unlock() }; return connections.count }
+
+    var isShuttingDown: Bool { lock.lock(); defer { lock.unlock() }; return _shuttingDown }
+
+    /// Binds and listens; throws a clear error if the port is taken or TLS files cannot be loaded.
+    public func start() throws {
+        lock.lock()
+        if started { lock.unlock(); throw HTTPServerError.alreadyStarted }
+        started = true
+        lock.unlock()
+        signal(SIGPIPE, SIG_IGN)
+        if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
+
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        let host = configuration.host.isEmpty ? nil : configuration.host
+        let rc = getaddrinfo(host, String(configuration.port), &hints, &result)
+        guard rc == 0, let first = result else {
+            lock.lock(); started = false; lock.unlock()
+            throw HTTPServerError.cannotResolve(host: configuration.host, reason: String(cString: gai_strerror(rc)))
+        }
+        defer { freeaddrinfo(result) }
+
+        var lastError: HTTPServerError = .socket("no usable address for \(configuration.host)")
+        var candidate: UnsafeMutablePointer<addrinfo>? = first
+        var fd: Int32 = -1
+        while let ai = candidate {
+            candidate = ai.pointee.ai_next
+            let s = socket(ai.pointee.ai_family, Int32(SOCK_STREAM.rawValue), 0)
+            if s < 0 { lastError = .socket("socket() failed: \(String(cString: strerror(errno)))"); continue }
+            _ = fcntl(s, F_SETFD, FD_CLOEXEC)
+            var one: Int32 = 1
+            setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            if ai.pointee.ai_family == AF_INET6 {
+                var zero: Int32 = 0
+                setsockopt(s, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
+            }
+            if bind(s, ai.pointee.ai_addr, ai.pointee.ai_addrlen) != 0 {
+                let e = errno
+                Glibc.close(s)
+                lastError = e == EADDRINUSE ? .addressInUse(host: configuration.host, port: configuration.port)
+                    : .socket("cannot bind \(configuration.host):\(configuration.port): \(String(cString: strerror(e)))")
+                continue
+            }
+            if listen(s, 1024) != 0 {
+                let e = errno
+                Glibc.close(s)
+                lastError = e == EADDRINUSE ? .addressInUse(host: configuration.host, port: configuration.port)
+                    : .socket("cannot listen on \(configuration.host):\(configuration.port): \(String(cString: strerror(e)))")
+                continue
+            }
+            fd = s
+            break
+        }
+        guard fd >= 0 else {
+            lock.lock(); started = false; lock.unlock()
+            throw lastError
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        let port = Self.format(&storage).port
+
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
+        source.setEventHandler { [weak self] in self?.acceptAvailable() }
+        source.setCancelHandler { Glibc.close(fd) }
+        lock.lock()
+        listenFD = fd
+        _boundPort = port
+        acceptSource = source
+        lock.unlock()
+        source.resume()
+        logger.info("HTTP server listening", metadata: [
+            "host": "\(configuration.host)", "port": "\(port)", "tls": "\(configuration.tls != nil)",
+        ])
+    }
+
+    /// Closes the listening socket; open connections carry on.
+    public func stopAccepting() {
+        lock.lock()
+        let source = acceptSource
+        acceptSource = nil
+        listenFD = -1
+        lock.unlock()
+        source?.cancel()   // the cancel handler closes the descriptor
+    }
+
+    /// Stops accepting, lets in-flight requests finish (their responses carry `Connection: close`), closes idle
+    /// connections at once, and force-closes whatever is left after `grace` seconds. Blocks the caller; do not
+    /// call it from a responder.
+    public func shutdown(grace: Double) {
+        stopAccepting()
+        lock.lock()
+        _shuttingDown = true
+        let open = Array(connections.values)
+        lock.unlock()
+        for connection in open { connection.queue.async { connection.beginShutdown() } }
+        let deadline = Date().addingTimeInterval(max(0, grace))
+        while Date() < deadline {
+            if connectionCount == 0 { return }
+            usleep(10_000)
+        }
+        lock.lock()
+        let left = Array(connections.values)
+        lock.unlock()
+        if !left.isEmpty { logger.warning("closing connections still open after the shutdown grace period", metadata: ["count": "\(left.count)"]) }
+        for connection in left { connection.queue.async { connection.close() } }
+        let hardDeadline = Date().addingTimeInterval(2)
+        while connectionCount > 0 && Date() < hardDeadline { usleep(10_000) }
+    }
+
+    private func acceptAvailable() {
+        lock.lock()
+        let fd = listenFD
+        lock.unlock()
+        guard fd >= 0 else { return }
+        for _ in 0..<256 {
+            var storage = sockaddr_storage()
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(fd, $0, &len) }
+            }
+            if client < 0 {
+                let e = errno
+                if e == EINTR || e == ECONNABORTED { continue }
+                if e == EAGAIN || e == EWOULDBLOCK { return }
+                logger.error("accept failed", metadata: ["error": "\(String(cString: strerror(e)))"])
+                if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
+                    // Out of descriptors: back off instead of spinning on a readable listener.
+                    lock.lock(); let source = acceptSource; lock.unlock()
+                    source?.suspend()
+                    acceptQueue.asyncAfter(deadline: .now() + 0.1) { source?.resume() }
+                }
+                return
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+            var one: Int32 = 1
+            setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let remote = Self.format(&storage)
+            let remoteString = remote.ip.contains(":") ? "[\(remote.ip)]:\(remote.port)" : "\(remote.ip):\(remote.port)"
+
+            let transport: Transport
+            if let tls = tlsContext {
+                guard let t = TLSTransport(fd: client, context: tls) else { Glibc.close(client); continue }
+                transport = t
+            } else {
+                transport = PlainTransport(fd: client)
+            }
+            lock.lock()
+            let refuse = servingCount >= configuration.maxConnections
+            let connection = Connection(fd: client, transport: transport, server: self, remote: remoteString, refuse: refuse)
+            connections[ObjectIdentifier(connection)] = connection
+            if !refuse { servingCount += 1 }
+            lock.unlock()
+            if refuse {
+                logger.warning("connection limit reached; refusing with 503", metadata: ["remote": "\(remoteString)", "limit": "\(configuration.maxConnections)"])
+            }
+            connection.start()
+        }
+    }
+
+    func connectionDidClose(_ connection: Connection) {
+        lock.lock()
+        if connections.removeValue(forKey: ObjectIdentifier(connection)) != nil, !connection.refuse {
+            servingCount -= 1
+        }
+        lock.unlock()
+    }
+
+    static func format(_ storage: inout sockaddr_storage) -> (ip: String, port: Int) {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
+                    var addr = p.pointee.sin_addr
+                    inet_ntop(AF_INET, &addr, &buffer, socklen_t(buffer.count))
+                    return (String(cString: buffer), Int(UInt16(bigEndian: p.pointee.sin_port)))
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
+                    var addr = p.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &addr, &buffer, socklen_t(buffer.count))
+                    var ip = String(cString: buffer)
+                    if ip.hasPrefix("::ffff:") && ip.contains(".") { ip = String(ip.dropFirst(7)) }
+                    return (ip, Int(UInt16(bigEndian: p.pointee.sin6_port)))
+                }
+            }
+        default:
+            return ("unknown", 0)
+        }
+    }
+}
+
+/// The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), locale-independent.
+func httpDate(_ time: time_t = time(nil)) -> String {
+    var t = time
+    var v = tm()
+    gmtime_r(&t, &v)
+    let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    return "\(days[Int(v.tm_wday)]), \(two(v.tm_mday)) \(months[Int(v.tm_mon)]) \(v.tm_year + 1900) \(two(v.tm_hour)):\(two(v.tm_min)):\(two(v.tm_sec)) GMT"
+}
