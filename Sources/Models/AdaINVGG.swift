@@ -24,7 +24,9 @@ public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
         let finalRelu = (st.metadata["decoder_final_relu"] ?? "false") == "true"
         self.feature = feature
         let stages = feature == "relu4_1" ? 4 : 3
-        sizeMultiple = 1 << (stages - 1)
+        // SPEC §1 pads adain-vgg19 inputs to multiples of 8 whatever the feature layer
+        // (relu3_1 would only need 4); keeping one rule keeps outputs comparable across variants.
+        sizeMultiple = 8
         var widths: [Int] = []
         for s in 1...stages {
             let shape = try st.shape("encoder.conv\(s)_1.weight")

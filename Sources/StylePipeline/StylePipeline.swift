@@ -1,1 +1,0 @@
-/// StylePipeline: image bytes in, stylized image bytes out.

@@ -1,0 +1,192 @@
+import Engine
+import Foundation
+import ImageCodecs
+import Models
+
+/// Parameters of one stylization (SPEC §1, §2), validated by `validate(styleCount:)`.
+public struct StylizeOptions: Sendable, Codable, Equatable {
+    /// Content-style trade-off in [0, 1]; 1 is full style.
+    public var alpha: Float = 1
+    /// One weight per style (normalised to sum 1); nil means equal weights.
+    public var styleWeights: [Float]? = nil
+    /// Recolour the styles to the content's colours first.
+    public var preserveColor = false
+    /// Longer side limit for content and styles (downscaled with a bicubic filter when larger).
+    public var maxSize = 512
+    /// Output encoding.
+    public var format: ImageFormat = .png
+    /// JPEG quality when `format` is jpeg.
+    public var jpegQuality = 92
+
+    public init() {}
+
+    /// Throws `invalidParameter` with a one-line reason when the options cannot be used.
+    public func validate(styleCount: Int) throws {
+        guard styleCount >= 1 else { throw PipelineError.invalidParameter("at least one style is required") }
+        guard alpha.isFinite, alpha >= 0, alpha <= 1 else { throw PipelineError.invalidParameter("alpha must be between 0 and 1, got \(alpha)") }
+        if let w = styleWeights {
+            guard w.count == styleCount else {
+                throw PipelineError.invalidParameter("style_weights has \(w.count) value\(w.count == 1 ? "" : "s") for \(styleCount) style\(styleCount == 1 ? "" : "s")")
+            }
+            guard w.allSatisfy({ $0.isFinite && $0 >= 0 }), w.reduce(0, +) > 0 else {
+                throw PipelineError.invalidParameter("style_weights must be non-negative numbers with a positive sum")
+            }
+        }
+        guard maxSize >= Stylizer.minimumSide, maxSize <= 16384 else {
+            throw PipelineError.invalidParameter("max_size must be between \(Stylizer.minimumSide) and 16384, got \(maxSize)")
+        }
+        guard (1...100).contains(jpegQuality) else { throw PipelineError.invalidParameter("jpeg quality must be 1...100") }
+    }
+}
+
+/// A style for one job: an image, or the cached code of a registered style (skips the style encoder).
+public enum StyleInput: Sendable {
+    case image(PlanarImage)
+    case code(StyleCode)
+}
+
+/// The finished picture and how long inference took.
+public struct StylizeResult: Sendable {
+    public let image: PlanarImage
+    public let inferenceSeconds: Double
+    public let flops: Double
+}
+
+/// Image in, image out around one network: resize to max_size, reflection-pad to the network's
+/// size multiple, optional colour preservation, encode styles, stylize, crop back, clamp at encode.
+public struct Stylizer: Sendable {
+    /// Smallest accepted side for content and styles, in pixels after resizing.
+    public static let minimumSide = 16
+
+    public let network: StyleNetwork
+
+    public init(network: StyleNetwork) {
+        self.network = network
+    }
+
+    /// Downscales to fit `maxSize` (no upscaling).
+    public static func fit(_ image: PlanarImage, maxSize: Int) -> PlanarImage {
+        max(image.width, image.height) > maxSize ? image.resized(toFit: maxSize) : image
+    }
+
+    /// The code of a style image at the given options (resized as a job would resize it).
+    public func encodeStyle(_ image: PlanarImage, maxSize: Int, ctx: RunContext = RunContext()) throws -> StyleCode {
+        let style = Stylizer.fit(image, maxSize: maxSize)
+        try Stylizer.checkSize(style, "style")
+        return try network.encodeStyle(Stylizer.tensor(style), ctx)
+    }
+
+    /// Runs a whole stylization. `content` and style images are decoded but not yet resized.
+    /// Progress and cancellation go through `ctx` (checked between layers).
+    public func stylize(content original: PlanarImage, styles: [StyleInput], options: StylizeOptions,
+                        ctx: RunContext = RunContext()) throws -> StylizeResult {
+        try options.validate(styleCount: styles.count)
+        let content = Stylizer.fit(original, maxSize: options.maxSize)
+        try Stylizer.checkSize(content, "content")
+        var prepared: [Int: PlanarImage] = [:]   // style index -> resized (and recoloured) image
+        for (i, s) in styles.enumerated() {
+            switch s {
+            case .image(let img):
+                var style = Stylizer.fit(img, maxSize: options.maxSize)
+                try Stylizer.checkSize(style, "style \(i + 1)")
+                if options.preserveColor { style = ColorTransfer.matchColors(of: style, to: content) }
+                prepared[i] = style
+            case .code:
+                if options.preserveColor {
+                    throw PipelineError.invalidParameter("preserve_color needs the style images, not cached style codes")
+                }
+            }
+        }
+
+        let m = network.sizeMultiple
+        let paddedHeight = (content.height + m - 1) / m * m, paddedWidth = (content.width + m - 1) / m * m
+        let input = Stylizer.tensor(content, padToHeight: paddedHeight, width: paddedWidth)
+        let start = DispatchTime.now().uptimeNanoseconds
+        ctx.plannedFlops = network.plannedFlops(content: Size(height: paddedHeight, width: paddedWidth),
+                                                styleSizes: prepared.values.map { Size(height: $0.height, width: $0.width) },
+                                                alpha: options.alpha)
+        var codes: [StyleCode] = []
+        for (i, s) in styles.enumerated() {
+            switch s {
+            case .code(let code):
+                guard code.architecture == network.architecture else {
+                    throw PipelineError.invalidParameter("style code is for \(code.architecture), model is \(network.architecture)")
+                }
+                codes.append(code)
+            case .image:
+                let style = Stylizer.tensor(prepared[i]!)
+                codes.append(try run { try network.encodeStyle(style, ctx) })
+            }
+        }
+        let weights = options.styleWeights ?? [Float](repeating: 1, count: styles.count)
+        let output = try run { try network.stylize(content: input, styles: codes, weights: weights, alpha: options.alpha, ctx) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return StylizeResult(image: Stylizer.image(output, height: content.height, width: content.width),
+                             inferenceSeconds: seconds, flops: ctx.doneFlops)
+    }
+
+    /// Translates engine errors (cancellation, parameter errors) into pipeline errors.
+    private func run<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch is RunCanceled {
+            throw PipelineError.canceled
+        } catch let e as ParameterError {
+            throw PipelineError.invalidParameter(e.description)
+        }
+    }
+
+    static func checkSize(_ image: PlanarImage, _ what: String) throws {
+        guard image.width >= minimumSide, image.height >= minimumSide else {
+            throw PipelineError.invalidParameter("\(what) image is \(image.width)x\(image.height); at least \(minimumSide)x\(minimumSide) pixels are needed")
+        }
+    }
+
+    /// The image as a 3-channel tensor, reflection-padded at the bottom and right to the given size.
+    static func tensor(_ image: PlanarImage, padToHeight ph: Int? = nil, width pw: Int? = nil) -> Tensor {
+        let h = image.height, w = image.width
+        let th = ph ?? h, tw = pw ?? w
+        let t = Tensor(channels: 3, height: th, width: tw)
+        image.pixels.withUnsafeBufferPointer { src in
+            for c in 0..<3 {
+                for y in 0..<th {
+                    let sy = reflect(y, h)
+                    let row = src.baseAddress! + (c * h + sy) * w
+                    let dst = t.plane(c) + y * tw
+                    dst.update(from: row, count: w)
+                    for x in w..<tw { dst[x] = row[reflect(x, w)] }
+                }
+            }
+        }
+        return t
+    }
+
+    /// The top-left `height` x `width` of a 3-channel tensor as an image (values not clamped: encoders clamp).
+    static func image(_ t: Tensor, height: Int, width: Int) -> PlanarImage {
+        var pixels = [Float](repeating: 0, count: 3 * height * width)
+        pixels.withUnsafeMutableBufferPointer { dst in
+            for c in 0..<3 {
+                for y in 0..<height {
+                    (dst.baseAddress! + (c * height + y) * width).update(from: t.plane(c) + y * t.width, count: width)
+                }
+            }
+        }
+        return PlanarImage(width: width, height: height, pixels: pixels)
+    }
+}
+
+extension Stylizer {
+    /// Decodes image bytes, mapping codec errors to pipeline errors that name the input.
+    public static func decode(_ bytes: [UInt8], input: String, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws -> PlanarImage {
+        do {
+            return try ImageDecoder.decode(bytes, maxPixels: maxPixels)
+        } catch let e as ImageCodecError {
+            throw PipelineError.from(e, input: input)
+        }
+    }
+
+    /// Encodes the result in the requested format.
+    public static func encode(_ image: PlanarImage, options: StylizeOptions) throws -> [UInt8] {
+        options.format == .jpeg ? try ImageEncoder.jpeg(image, quality: options.jpegQuality) : try ImageEncoder.png(image)
+    }
+}
