@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine"]),
         .testTarget(name: "ImageCodecsTests", dependencies: ["ImageCodecs"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PipelineTests", dependencies: ["StylePipeline", "ImageCodecs", "Models"]),
+        .testTarget(name: "PipelineTests", dependencies: ["StylePipeline", "ImageCodecs", "Models", "Engine"]),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
         .testTarget(name: "ServiceTests", dependencies: ["StylistTesting", "StylistService"]),

@@ -19,7 +19,7 @@ public enum ColorTransfer {
                     let d = [Double(src[i]) - ms[0], Double(src[n + i]) - ms[1], Double(src[2 * n + i]) - ms[2]]
                     for r in 0..<3 {
                         let v = a[r][0] * d[0] + a[r][1] * d[1] + a[r][2] * d[2] + mc[r]
-                        dst[r * n + i] = Float(min(max(v, 0), 1))
+                        dst[r * n + i] = Float(v)   // not clamped: clamping would undo the covariance match
                     }
                 }
             }

@@ -7,8 +7,9 @@ final class CLITests: XCTestCase {
     var shared: String { CLITests.repoRoot.appendingPathComponent("../shared").standardized.path }
 
     var binary: URL {
-        let bundle = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }!
-        return bundle.bundleURL.deletingLastPathComponent().appendingPathComponent("stylist")
+        // The test runner (…/debug/StylistPackageTests.xctest) sits next to the built products.
+        let runner = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        return runner.deletingLastPathComponent().appendingPathComponent("stylist")
     }
 
     func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
