@@ -1,5 +1,73 @@
+/* CImageCodecs: libpng + libjpeg-turbo behind setjmp-safe C functions.
+ *
+ * Every libpng/libjpeg call happens inside these functions, each of which owns its own
+ * setjmp, so a longjmp raised by either library never crosses a Swift frame. All decoding
+ * reads from memory; all encoding writes to a malloc'd buffer the caller frees with sc_free.
+ * Error messages are copied (NUL-terminated, truncated) into the caller's `err` buffer.
+ */
 #ifndef CIMAGECODECS_H
 #define CIMAGECODECS_H
+
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
 #endif
+
+/* Status codes returned by every sc_* function. */
+#define SC_OK 0
+#define SC_ERR_CORRUPT 1     /* invalid or truncated data */
+#define SC_ERR_UNSUPPORTED 2 /* a PNG/JPEG variant we do not decode (e.g. 12-bit JPEG) */
+#define SC_ERR_TOO_LARGE 3   /* over the pixel limit; info.width/height hold the header's size */
+#define SC_ERR_NOMEM 4       /* an allocation failed */
+#define SC_ERR_ARGUMENT 5    /* invalid arguments (NULL pointers, zero sizes) */
+
+/* What a header says. Sizes are the stored size, before any EXIF orientation. */
+typedef struct sc_info {
+    uint32_t width;
+    uint32_t height;
+    int32_t bit_depth;   /* of the decoded samples: 8 or 16 */
+    int32_t orientation; /* EXIF orientation 1...8 (JPEG APP1); 1 when absent or invalid */
+} sc_info;
+
+/* A decoded image: interleaved RGB, 3 samples per pixel, rows packed (stride width*3 samples).
+ * Samples are uint8_t when info.bit_depth == 8, host-order uint16_t when 16.
+ * `pixels` is malloc'd: release it with sc_free. */
+typedef struct sc_image {
+    sc_info info;
+    void *pixels;
+    size_t size; /* bytes in pixels */
+} sc_image;
+
+/* Read the header only (PNG: up to the first IDAT; JPEG: up to the first SOS). */
+int sc_png_probe(const uint8_t *data, size_t len, sc_info *info, char *err, size_t errlen);
+int sc_jpeg_probe(const uint8_t *data, size_t len, sc_info *info, char *err, size_t errlen);
+
+/* Decode to interleaved RGB. The header is read first and width*height is checked against
+ * max_pixels before any pixel buffer is allocated (SC_ERR_TOO_LARGE, with out->info filled).
+ * PNG: palette/grey/tRNS expanded, grey -> RGB, alpha stripped (not composited), 16-bit kept,
+ * interlacing handled, no gamma correction. JPEG: always 8-bit; grey/YCbCr converted by
+ * libjpeg, CMYK/YCCK converted here (Adobe-inverted data recognised); the EXIF orientation
+ * is reported in out->info.orientation but NOT applied. Truncated data is an error. */
+int sc_png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out,
+                  char *err, size_t errlen);
+int sc_jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out,
+                   char *err, size_t errlen);
+
+/* Encode packed 8-bit RGB (stride width*3). On success *out is malloc'd (free with sc_free)
+ * and holds *outlen bytes. PNG: zlib level `level` (0...9), adaptive filtering.
+ * JPEG: `quality` 1...100, optimised Huffman tables, 4:4:4 chroma at quality >= 90, else 4:2:0. */
+int sc_png_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int level,
+                  uint8_t **out, size_t *outlen, char *err, size_t errlen);
+int sc_jpeg_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int quality,
+                   uint8_t **out, size_t *outlen, char *err, size_t errlen);
+
+/* Free a buffer returned by this library (NULL is fine). */
+void sc_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CIMAGECODECS_H */

@@ -1,0 +1,202 @@
+import CImageCodecs
+import Foundation
+
+/// Reads PNG and JPEG files into `PlanarImage`s.
+public enum ImageDecoder {
+    /// The default pixel limit of `decode` (40 megapixels).
+    public static let defaultMaxPixels = 40_000_000
+
+    private static let pngSignature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    private static let jpegSignature: [UInt8] = [0xFF, 0xD8, 0xFF]
+    private static let errorCapacity = 512
+
+    /// The format announced by the magic bytes, or nil when they are not PNG or JPEG.
+    public static func format(of bytes: [UInt8]) -> ImageFormat? {
+        if bytes.starts(with: pngSignature) { return .png }
+        if bytes.starts(with: jpegSignature) { return .jpeg }
+        return nil
+    }
+
+    /// Sniffs the format by magic bytes and reads the header only; sizes are after EXIF orientation.
+    public static func probe(_ bytes: [UInt8]) throws -> ImageInfo {
+        let format = try sniff(bytes)
+        var info = sc_info()
+        var err = [CChar](repeating: 0, count: errorCapacity)
+        let errLen = err.count
+        let status: Int32 = bytes.withUnsafeBufferPointer { buf in
+            err.withUnsafeMutableBufferPointer { e in
+                switch format {
+                case .png: return sc_png_probe(buf.baseAddress, buf.count, &info, e.baseAddress, errLen)
+                case .jpeg: return sc_jpeg_probe(buf.baseAddress, buf.count, &info, e.baseAddress, errLen)
+                }
+            }
+        }
+        // SC_ERR_TOO_LARGE from a probe means libjpeg refused the SOF size (> 65500 a side),
+        // but the header was read: report its size, decode() will refuse it.
+        guard status == SC_OK || status == SC_ERR_TOO_LARGE else {
+            throw mapError(status, message(err), info: info, limit: 0)
+        }
+        let (w, h) = orientedSize(info)
+        return ImageInfo(format: format, width: w, height: h)
+    }
+
+    /// Decodes PNG or JPEG bytes to RGB planes in [0,1]: grey -> 3 equal channels, alpha dropped
+    /// (not composited), palette expanded, 8-bit as v/255, 16-bit as v/65535, JPEG EXIF
+    /// orientation applied. Throws `tooLarge` from the header alone if the image has more than
+    /// `maxPixels` pixels, before any pixel buffer is allocated.
+    public static func decode(_ bytes: [UInt8], maxPixels: Int = 40_000_000) throws -> PlanarImage {
+        let format = try sniff(bytes)
+        var img = sc_image()
+        var err = [CChar](repeating: 0, count: errorCapacity)
+        let errLen = err.count
+        let limit = UInt64(max(0, maxPixels))
+        let status: Int32 = bytes.withUnsafeBufferPointer { buf in
+            err.withUnsafeMutableBufferPointer { e in
+                switch format {
+                case .png: return sc_png_decode(buf.baseAddress, buf.count, limit, &img, e.baseAddress, errLen)
+                case .jpeg: return sc_jpeg_decode(buf.baseAddress, buf.count, limit, &img, e.baseAddress, errLen)
+                }
+            }
+        }
+        defer { sc_free(img.pixels) }
+        guard status == SC_OK, let raw = img.pixels else {
+            throw mapError(status == SC_OK ? SC_ERR_CORRUPT : status, message(err), info: img.info, limit: maxPixels)
+        }
+        let w = Int(img.info.width), h = Int(img.info.height)
+        let orientation = Int(img.info.orientation)
+        if img.info.bit_depth == 16 {
+            precondition(img.size == w * h * 6)
+            return planarize(raw.assumingMemoryBound(to: UInt16.self), width: w, height: h,
+                             orientation: orientation) { Float($0) / 65535 }
+        } else {
+            precondition(img.size == w * h * 3)
+            return lut8.withUnsafeBufferPointer { lut in
+                planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
+                          orientation: orientation) { lut[Int($0)] }
+            }
+        }
+    }
+
+    /// Reads a file and decodes it like `decode(_:maxPixels:)`; file system errors are rethrown as is.
+    public static func decode(contentsOf path: String, maxPixels: Int = 40_000_000) throws -> PlanarImage {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try decode([UInt8](data), maxPixels: maxPixels)
+    }
+
+    // MARK: - Internals
+
+    /// v/255 for every 8-bit value, computed once (exactly `Float(v) / 255`).
+    private static let lut8: [Float] = (0..<256).map { Float($0) / 255 }
+
+    private static func sniff(_ bytes: [UInt8]) throws -> ImageFormat {
+        if let f = format(of: bytes) { return f }
+        if bytes.isEmpty { throw ImageCodecError.unsupportedFormat("empty input, expected a PNG or JPEG image") }
+        // A strict prefix of a signature is a truncated file, not another format.
+        if bytes.count < pngSignature.count, pngSignature.starts(with: bytes) {
+            throw ImageCodecError.corrupt("invalid PNG: truncated signature")
+        }
+        if bytes.count < jpegSignature.count, jpegSignature.starts(with: bytes) {
+            throw ImageCodecError.corrupt("invalid JPEG: truncated signature")
+        }
+        throw ImageCodecError.unsupportedFormat(describeUnsupported(bytes))
+    }
+
+    private static func describeUnsupported(_ b: [UInt8]) -> String {
+        func has(_ s: String, at offset: Int = 0) -> Bool {
+            let u = Array(s.utf8)
+            return b.count >= offset + u.count && Array(b[offset..<(offset + u.count)]) == u
+        }
+        let name: String?
+        if has("GIF87a") || has("GIF89a") { name = "GIF" }
+        else if has("RIFF") && has("WEBP", at: 8) { name = "WebP" }
+        else if has("BM") { name = "BMP" }
+        else if b.starts(with: [0x49, 0x49, 0x2A, 0x00]) || b.starts(with: [0x4D, 0x4D, 0x00, 0x2A]) { name = "TIFF" }
+        else if has("ftyp", at: 4) && (has("avif", at: 8) || has("avis", at: 8)) { name = "AVIF" }
+        else if has("ftyp", at: 4) && (has("heic", at: 8) || has("heix", at: 8) || has("mif1", at: 8)) { name = "HEIF/HEIC" }
+        else if b.starts(with: [0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20]) { name = "JPEG 2000" }
+        else if b.starts(with: [0xFF, 0x0A]) { name = "JPEG XL" }
+        else if b.starts(with: [0xFF, 0xD8]) { name = nil } // SOI without a marker after it
+        else { name = nil }
+        if let name { return "\(name) images are not supported; send PNG or JPEG" }
+        return "not a PNG or JPEG image"
+    }
+
+    private static func message(_ err: [CChar]) -> String {
+        let bytes = err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        let s = String(decoding: bytes, as: UTF8.self)
+        return s.isEmpty ? "unknown error" : s
+    }
+
+    private static func orientedSize(_ info: sc_info) -> (Int, Int) {
+        let w = Int(info.width), h = Int(info.height)
+        return info.orientation >= 5 && info.orientation <= 8 ? (h, w) : (w, h)
+    }
+
+    private static func mapError(_ status: Int32, _ message: String, info: sc_info, limit: Int) -> ImageCodecError {
+        let (w, h) = orientedSize(info)
+        switch status {
+        case SC_ERR_TOO_LARGE:
+            return .tooLarge(width: w, height: h, limit: limit)
+        case SC_ERR_NOMEM where w > 0 && h > 0:
+            // The header was fine but memory ran out: the image is too large for this machine.
+            return .tooLarge(width: w, height: h, limit: limit)
+        case SC_ERR_UNSUPPORTED:
+            return .unsupportedFormat(message)
+        default:
+            return .corrupt(message)
+        }
+    }
+
+    /// Interleaved RGB rows (stored orientation) -> planar RGB in display orientation.
+    ///
+    /// Source pixel (x, y) goes to destination index `base + x*dx + y*dy` of each plane; the
+    /// eight EXIF orientations are the eight sign/transpose combinations of (dx, dy).
+    @inline(__always)
+    private static func planarize<S>(_ src: UnsafePointer<S>, width w: Int, height h: Int, orientation: Int,
+                                     convert: (S) -> Float) -> PlanarImage {
+        let o = (1...8).contains(orientation) ? orientation : 1
+        let transposed = o >= 5
+        let ow = transposed ? h : w, oh = transposed ? w : h
+        let base: Int, dx: Int, dy: Int
+        switch o {
+        case 2: (base, dx, dy) = (w - 1, -1, w)                       // mirror horizontally
+        case 3: (base, dx, dy) = ((h - 1) * w + w - 1, -1, -w)        // rotate 180
+        case 4: (base, dx, dy) = ((h - 1) * w, 1, -w)                 // mirror vertically
+        case 5: (base, dx, dy) = (0, h, 1)                            // transpose
+        case 6: (base, dx, dy) = (h - 1, h, -1)                       // rotate 90 clockwise
+        case 7: (base, dx, dy) = ((w - 1) * h + h - 1, -h, -1)        // transverse
+        case 8: (base, dx, dy) = ((w - 1) * h, -h, 1)                 // rotate 90 counter-clockwise
+        default: (base, dx, dy) = (0, 1, w)
+        }
+        let n = w * h
+        let pixels = [Float](unsafeUninitializedCapacity: 3 * n) { buf, count in
+            guard n > 0, let out = buf.baseAddress else { count = 0; return }
+            let r = out, g = out + n, b = out + 2 * n
+            if dx == 1 {
+                // Rows map to contiguous destination rows (orientations 1 and 4).
+                for y in 0..<h {
+                    let s = src + y * w * 3
+                    let d = base + y * dy
+                    for x in 0..<w {
+                        r[d + x] = convert(s[3 * x])
+                        g[d + x] = convert(s[3 * x + 1])
+                        b[d + x] = convert(s[3 * x + 2])
+                    }
+                }
+            } else {
+                for y in 0..<h {
+                    let s = src + y * w * 3
+                    var d = base + y * dy
+                    for x in 0..<w {
+                        r[d] = convert(s[3 * x])
+                        g[d] = convert(s[3 * x + 1])
+                        b[d] = convert(s[3 * x + 2])
+                        d += dx
+                    }
+                }
+            }
+            count = 3 * n
+        }
+        return PlanarImage(width: ow, height: oh, pixels: pixels)
+    }
+}

@@ -1,0 +1,94 @@
+import CImageCodecs
+
+/// Writes `PlanarImage`s as 8-bit RGB PNG or JPEG.
+public enum ImageEncoder {
+    /// zlib level used for PNG output (a good speed/size balance).
+    public static let pngCompressionLevel = 6
+    /// The largest side a JPEG can have (libjpeg's JPEG_MAX_DIMENSION).
+    public static let jpegMaxSide = 65_500
+
+    /// Encodes as an 8-bit RGB PNG (zlib level 6), each value quantised with `quantize`.
+    /// The image must have at least one pixel.
+    public static func png(_ image: PlanarImage) throws -> [UInt8] {
+        try run(image, sizeLimit: Int(Int32.max)) { rgb, w, h, out, outLen, err, errLen in
+            sc_png_encode(rgb, w, h, Int32(pngCompressionLevel), out, outLen, err, errLen)
+        }
+    }
+
+    /// Encodes as a baseline JPEG with `quality` 1...100 (clamped); 4:4:4 chroma at quality >= 90,
+    /// 4:2:0 below. Throws `tooLarge(limit: 65500)` if a side is over 65500 pixels.
+    public static func jpeg(_ image: PlanarImage, quality: Int = 92) throws -> [UInt8] {
+        if image.width > jpegMaxSide || image.height > jpegMaxSide {
+            throw ImageCodecError.tooLarge(width: image.width, height: image.height, limit: jpegMaxSide)
+        }
+        let q = Int32(min(max(quality, 1), 100))
+        return try run(image, sizeLimit: jpegMaxSide) { rgb, w, h, out, outLen, err, errLen in
+            sc_jpeg_encode(rgb, w, h, q, out, outLen, err, errLen)
+        }
+    }
+
+    /// Encodes in `format` (JPEG at the default quality).
+    public static func encode(_ image: PlanarImage, as format: ImageFormat) throws -> [UInt8] {
+        switch format {
+        case .png: return try png(image)
+        case .jpeg: return try jpeg(image)
+        }
+    }
+
+    /// The 8-bit quantisation every encoder uses: clamp to [0,1], then floor(x*255 + 0.5).
+    /// NaN maps to 0. Arithmetic is in Float, as in a float32 reference implementation.
+    @inline(__always)
+    public static func quantize(_ x: Float) -> UInt8 {
+        // `x > 0` is false for NaN, so NaN and negatives (and -0) give 0.
+        let c: Float = x > 0 ? (x < 1 ? x : 1) : 0
+        return UInt8((c * 255 + 0.5).rounded(.down))
+    }
+
+    /// Planar float -> packed 8-bit RGB (row-major, 3 bytes per pixel).
+    public static func interleavedRGB8(_ image: PlanarImage) -> [UInt8] {
+        let n = image.width * image.height
+        precondition(image.pixels.count == 3 * n, "PlanarImage: \(image.pixels.count) values for \(image.width)x\(image.height)x3")
+        return image.pixels.withUnsafeBufferPointer { src in
+            [UInt8](unsafeUninitializedCapacity: 3 * n) { out, count in
+                guard n > 0, let s = src.baseAddress, let d = out.baseAddress else { count = 0; return }
+                let r = s, g = s + n, b = s + 2 * n
+                for i in 0..<n {
+                    d[3 * i] = quantize(r[i])
+                    d[3 * i + 1] = quantize(g[i])
+                    d[3 * i + 2] = quantize(b[i])
+                }
+                count = 3 * n
+            }
+        }
+    }
+
+    private typealias EncodeFn = (UnsafePointer<UInt8>, UInt32, UInt32,
+                                  UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
+                                  UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>, Int) -> Int32
+
+    /// `sizeLimit`: what `tooLarge` reports if the encoder refuses the size or runs out of memory.
+    private static func run(_ image: PlanarImage, sizeLimit: Int, _ encode: EncodeFn) throws -> [UInt8] {
+        precondition(image.width > 0 && image.height > 0, "cannot encode an empty \(image.width)x\(image.height) image")
+        precondition(image.width <= Int(Int32.max) && image.height <= Int(Int32.max), "image side over 2^31-1")
+        let rgb = interleavedRGB8(image)
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var outLen = 0
+        var err = [CChar](repeating: 0, count: 256)
+        let errLen = err.count
+        let status: Int32 = rgb.withUnsafeBufferPointer { src in
+            err.withUnsafeMutableBufferPointer { e in
+                encode(src.baseAddress!, UInt32(image.width), UInt32(image.height), &out, &outLen, e.baseAddress!, errLen)
+            }
+        }
+        defer { sc_free(out) }
+        guard status == SC_OK, let out else {
+            let msg = String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if status == SC_ERR_TOO_LARGE || status == SC_ERR_NOMEM {
+                throw ImageCodecError.tooLarge(width: image.width, height: image.height, limit: sizeLimit)
+            }
+            // Not reachable with valid input; reported rather than trapped.
+            throw ImageCodecError.corrupt(msg.isEmpty ? "encoder failed" : msg)
+        }
+        return Array(UnsafeBufferPointer(start: out, count: outLen))
+    }
+}
