@@ -1,0 +1,411 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import XCTest
+import HTTPCore
+
+/// Shared state between a test and its responder.
+final class Recorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _spoolPaths: [String] = []
+    private var gateOpen = false
+    private var gateWaiters: [CheckedContinuation<Void, Never>] = []
+    var servedFile = ""
+
+    var spoolPaths: [String] { lock.lock(); defer { lock.unlock() }; return _spoolPaths }
+    func record(_ path: String) { lock.lock(); _spoolPaths.append(path); lock.unlock() }
+
+    func waitGate() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if gateOpen { lock.unlock(); c.resume() } else { gateWaiters.append(c); lock.unlock() }
+        }
+    }
+
+    func openGate() {
+        lock.lock()
+        gateOpen = true
+        let waiters = gateWaiters
+        gateWaiters = []
+        lock.unlock()
+        waiters.forEach { $0.resume() }
+    }
+}
+
+struct TestResponder: HTTPResponder {
+    let recorder: Recorder
+
+    func preflight(_ head: HTTPRequestHead) -> HTTPResponse? {
+        if head.path == "/refuse" { return .problem(status: 401, title: "Unauthorized", detail: "Missing API key.") }
+        return nil
+    }
+
+    func text(_ s: String, _ extra: HTTPHeaders = [:]) -> HTTPResponse {
+        var h = extra
+        h["Content-Type"] = "text/plain"
+        return HTTPResponse(status: 200, headers: h, body: .bytes(Array(s.utf8)))
+    }
+
+    func respond(to request: HTTPRequest) async -> HTTPResponse {
+        switch request.head.path {
+        case "/hello":
+            return text("hello")
+        case "/slow":
+            let ms = UInt64(request.head.queryValue("ms") ?? "0") ?? 0
+            try? await Task.sleep(nanoseconds: ms * 1_000_000)
+            return text("slow \(request.head.queryValue("n") ?? "")")
+        case "/echo":
+            switch request.body {
+            case .empty:
+                return text("", ["X-Body-Kind": "empty"])
+            case .bytes(let b):
+                return HTTPResponse(status: 200, headers: ["X-Body-Kind": "memory"], body: .bytes(b))
+            case .file(let path, let length):
+                recorder.record(path)
+                let data = (try? request.body.readAll()) ?? []
+                return HTTPResponse(status: 200, headers: ["X-Body-Kind": "file", "X-Length": "\(length)"], body: .bytes(data))
+            }
+        case "/sse":
+            let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self)
+            let recorder = self.recorder
+            Task {
+                continuation.yield(Array("data: one\n\n".utf8))
+                await recorder.waitGate()
+                continuation.yield([])
+                continuation.yield(Array("data: two\n\n".utf8))
+                continuation.finish()
+            }
+            return HTTPResponse(status: 200, headers: ["Content-Type": "text/event-stream"], body: .stream(stream))
+        case "/file":
+            return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"], body: .file(path: recorder.servedFile))
+        case "/nocontent":
+            return HTTPResponse(status: 204)
+        default:
+            return .problem(status: 404, title: "Not Found", detail: "No route for \(request.head.path).")
+        }
+    }
+}
+
+final class ServerTests: XCTestCase {
+    var spool: String!
+    var recorder: Recorder!
+
+    override func setUpWithError() throws {
+        spool = NSTemporaryDirectory() + "httpcore-srv-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+        recorder = Recorder()
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: spool)
+    }
+
+    func makeServer(_ configure: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> HTTPServer {
+        var config = HTTPServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = 0
+        config.spoolDirectory = spool
+        configure(&config)
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let server = HTTPServer(configuration: config, responder: TestResponder(recorder: recorder), logger: logger)
+        try server.start()
+        addTeardownBlock { server.shutdown(grace: 1) }
+        return server
+    }
+
+    func spoolContents() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? [] }
+
+    /// Waits (generously) for a condition the server reaches just after the client has its response.
+    func eventually(_ condition: () -> Bool, timeout: Double = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
+    }
+
+    func testKeepAliveServesSeveralRequestsOnOneConnection() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        for _ in 0..<3 {
+            try c.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            let r = try c.readResponse()
+            XCTAssertEqual(r.status, 200)
+            XCTAssertEqual(r.text, "hello")
+            XCTAssertEqual(r.headers["Content-Length"], "5")
+            XCTAssertNotNil(r.headers["Date"])
+            XCTAssertNil(r.headers["Connection"])
+        }
+        XCTAssertEqual(server.connectionCount, 1)
+    }
+
+    func testPipelinedRequestsAreAnsweredInOrder() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /slow?ms=300&n=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   + "GET /slow?ms=0&n=2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   + "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                   + "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try c.readResponse().text, "slow 1")
+        XCTAssertEqual(try c.readResponse().text, "slow 2")
+        XCTAssertEqual(try c.readResponse().text, "abc")
+        XCTAssertEqual(try c.readResponse().text, "hello")
+    }
+
+    func testChunkedUpload() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n")
+        usleep(50_000)
+        try c.send("6\r\n world\r\n0\r\nX-Checksum: 1\r\n\r\n")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.text, "hello world")
+        XCTAssertEqual(r.headers["X-Body-Kind"], "memory")
+    }
+
+    func testExpectContinueIsAnsweredQuicklyAndLargeBodyIsSpooled() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        let body = (0..<(2 * 1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let start = Date()
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\nExpect: 100-continue\r\n\r\n")
+        let (status, _) = try c.readHead()
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertEqual(status, 100)
+        XCTAssertLessThan(elapsed, 0.5)
+        try c.send(body)
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.headers["X-Body-Kind"], "file")
+        XCTAssertEqual(r.body, body)
+        let paths = recorder.spoolPaths
+        XCTAssertEqual(paths.count, 1)
+        XCTAssertTrue(paths[0].hasPrefix(spool))
+        XCTAssertTrue(eventually { !FileManager.default.fileExists(atPath: paths[0]) }, "spool file not removed after the response")
+    }
+
+    func testLargeBodyWithoutExpectIsSpooledAndRemoved() throws {
+        let server = try makeServer()
+        let body = [UInt8](repeating: 0x61, count: 3 * 1024 * 1024 + 17)
+        let c = try RawClient(port: server.boundPort)
+        try c.send(Array("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+        let r = try c.readResponse()
+        XCTAssertEqual(r.headers["X-Body-Kind"], "file")
+        XCTAssertEqual(r.headers["X-Length"], "\(body.count)")
+        XCTAssertEqual(r.body.count, body.count)
+        XCTAssertTrue(eventually { self.spoolContents().isEmpty }, "\(spoolContents())")
+    }
+
+    func testPreflightRefusalSkipsContinueAndCloses() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+        let r = try c.readResponse(allowInterim: true)
+        XCTAssertEqual(r.status, 401)
+        XCTAssertEqual(r.headers["Content-Type"], "application/problem+json")
+        XCTAssertEqual(r.headers["Connection"], "close")
+        XCTAssertTrue(c.isClosedByPeer())
+        // Without a body the connection stays usable.
+        let d = try RawClient(port: server.boundPort)
+        try d.send("GET /refuse HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try d.readResponse().status, 401)
+        XCTAssertEqual(try d.readResponse().text, "hello")
+    }
+
+    func testHeadersTooLargeIs431() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 20000))\r\n\r\n")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 431)
+        XCTAssertEqual(r.headers["Content-Type"], "application/problem+json")
+        XCTAssertEqual(r.headers["Connection"], "close")
+        let json = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
+        XCTAssertEqual(json?["status"] as? Int, 431)
+        XCTAssertNotNil(json?["detail"] as? String)
+        XCTAssertTrue(c.isClosedByPeer())
+    }
+
+    func testContentLengthOverLimitIs413BeforeTheBodyIsSent() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(30 * 1024 * 1024)\r\n\r\n")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 413)
+        XCTAssertEqual(r.headers["Connection"], "close")
+        XCTAssertTrue(c.isClosedByPeer())
+    }
+
+    func testChunkedBodyOverLimitIs413() throws {
+        let server = try makeServer { $0.maxBodyBytes = 1000 }
+        let c = try RawClient(port: server.boundPort)
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n")
+        XCTAssertEqual(try c.readResponse().status, 413)
+    }
+
+    func testMissingLengthIs411AndSmugglingIs400() throws {
+        let server = try makeServer()
+        XCTAssertEqual(try RawClient.request(port: server.boundPort, "POST /echo HTTP/1.1\r\nHost: x\r\n\r\n").status, 411)
+        let c = try RawClient(port: server.boundPort)
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 400)
+        XCTAssertEqual(r.headers["Connection"], "close")
+        XCTAssertTrue(c.isClosedByPeer(), "smuggled request must not be answered")
+        XCTAssertEqual(try RawClient.request(port: server.boundPort, "GET / HTTP/3.0\r\nHost: x\r\n\r\n").status, 505)
+    }
+
+    func testStalledBodyIs408() throws {
+        let server = try makeServer { $0.bodyTimeout = 0.5 }
+        let c = try RawClient(port: server.boundPort)
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.status, 408)
+        XCTAssertEqual(r.headers["Connection"], "close")
+        XCTAssertTrue(c.isClosedByPeer())
+    }
+
+    func testStalledHeadIs408AndIdleKeepAliveClosesSilently() throws {
+        let server = try makeServer { $0.headerTimeout = 0.5; $0.idleTimeout = 0.5 }
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /hello HTTP/1.1\r\nHo")
+        XCTAssertEqual(try c.readResponse().status, 408)
+        let d = try RawClient(port: server.boundPort)
+        try d.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try d.readResponse().status, 200)
+        XCTAssertTrue(d.isClosedByPeer(), "idle keep-alive connection should be closed without a response")
+    }
+
+    func testHEADHasTheSameHeadersAndNoBody() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        let head = try c.readResponse(forHEAD: true)
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["Content-Length"], "5")
+        XCTAssertEqual(head.headers["Content-Type"], "text/plain")
+        let get = try c.readResponse()
+        XCTAssertEqual(get.text, "hello", "HEAD must not have sent body bytes")
+    }
+
+    func testConnectionCloseAndHTTP10() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.headers["Connection"], "close")
+        XCTAssertTrue(c.isClosedByPeer())
+
+        let d = try RawClient(port: server.boundPort)
+        try d.send("GET /hello HTTP/1.0\r\n\r\n")
+        let r10 = try d.readResponse()
+        XCTAssertEqual(r10.status, 200)
+        XCTAssertEqual(r10.headers["Connection"], "close")
+        XCTAssertTrue(d.isClosedByPeer())
+
+        let e = try RawClient(port: server.boundPort)
+        try e.send("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        XCTAssertEqual(try e.readResponse().headers["Connection"], "keep-alive")
+        try e.send("GET /hello HTTP/1.0\r\n\r\n")
+        XCTAssertEqual(try e.readResponse().text, "hello")
+        XCTAssertTrue(e.isClosedByPeer())
+    }
+
+    func testStreamDeliversChunksAsTheyAreProduced() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (status, headers) = try c.readHead()
+        XCTAssertEqual(status, 200)
+        XCTAssertEqual(headers["Transfer-Encoding"], "chunked")
+        XCTAssertNil(headers["Content-Length"])
+        XCTAssertEqual(headers["Content-Type"], "text/event-stream")
+        // The second chunk is only produced after we have seen the first one.
+        XCTAssertEqual(try c.readChunk().map { String(decoding: $0, as: UTF8.self) }, "data: one\n\n")
+        recorder.openGate()
+        XCTAssertEqual(try c.readChunk().map { String(decoding: $0, as: UTF8.self) }, "data: two\n\n")
+        XCTAssertNil(try c.readChunk())
+        // and the connection is reusable
+        try c.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try c.readResponse().text, "hello")
+    }
+
+    func testFileResponseAnd204() throws {
+        let server = try makeServer()
+        let path = spool + "/served.bin"
+        let data = (0..<(700 * 1024)).map { UInt8(truncatingIfNeeded: $0) }
+        FileManager.default.createFile(atPath: path, contents: Data(data))
+        recorder.servedFile = path
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /file HTTP/1.1\r\nHost: x\r\n\r\nGET /nocontent HTTP/1.1\r\nHost: x\r\n\r\n")
+        let r = try c.readResponse()
+        XCTAssertEqual(r.headers["Content-Length"], "\(data.count)")
+        XCTAssertEqual(r.body, data)
+        let nc = try c.readResponse()
+        XCTAssertEqual(nc.status, 204)
+        XCTAssertNil(nc.headers["Content-Length"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path), "response files are not deleted")
+    }
+
+    func testConnectionLimitAnswers503() throws {
+        let server = try makeServer { $0.maxConnections = 1 }
+        let a = try RawClient(port: server.boundPort)
+        try a.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try a.readResponse().status, 200)
+        let b = try RawClient(port: server.boundPort)
+        let r = try b.readResponse()
+        XCTAssertEqual(r.status, 503)
+        XCTAssertEqual(r.headers["Content-Type"], "application/problem+json")
+        XCTAssertTrue(b.isClosedByPeer())
+        try a.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try a.readResponse().status, 200)
+    }
+
+    func testPortInUseThrowsAClearError() throws {
+        let server = try makeServer()
+        var config = HTTPServerConfiguration()
+        config.host = "127.0.0.1"
+        config.port = server.boundPort
+        let second = HTTPServer(configuration: config, responder: TestResponder(recorder: recorder), logger: Logger(label: "t"))
+        XCTAssertThrowsError(try second.start()) { error in
+            XCTAssertTrue("\(error)".contains("already in use"), "\(error)")
+        }
+    }
+
+    func testGracefulShutdownFinishesInFlightRequests() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /slow?ms=400&n=9 HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(100_000)
+        let done = expectation(description: "shutdown returned")
+        DispatchQueue.global().async {
+            server.shutdown(grace: 10)
+            done.fulfill()
+        }
+        let r = try c.readResponse()
+        XCTAssertEqual(r.text, "slow 9")
+        XCTAssertEqual(r.headers["Connection"], "close")
+        wait(for: [done], timeout: 10)
+        XCTAssertThrowsError(try RawClient(port: server.boundPort), "listener should be closed")
+    }
+
+    func testTLSRoundTrip() throws {
+        let tls = try TLSConfiguration.generateSelfSigned(directory: spool)
+        let server = try makeServer { $0.tls = tls }
+        let c = try RawClient(port: server.boundPort, tls: true)
+        for _ in 0..<2 {
+            try c.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            XCTAssertEqual(try c.readResponse().text, "hello")
+        }
+        let body = [UInt8](repeating: 0x42, count: 1_500_000)
+        try c.send(Array("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+        let r = try c.readResponse()
+        XCTAssertEqual(r.body.count, body.count)
+        XCTAssertEqual(r.headers["X-Body-Kind"], "file")
+    }
+}
