@@ -685,8 +685,12 @@ final class Connection {
         enableRead()
         if inputPos < input.count {
             arm(.header, seconds: config.headerTimeout)
-            process()
-            if phase == .head || phase == .body { readAvailable() }
+            // Asynchronously: a long run of pipelined requests refused by preflight must not recurse.
+            queue.async { [self] in
+                guard phase == .head || phase == .body else { return }
+                process()
+                if phase == .head || phase == .body { readAvailable() }
+            }
         } else {
             arm(.idle, seconds: config.idleTimeout)
         }

@@ -55,7 +55,7 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     deinit {
-        if listenFD >= 0 { Glibc.close(listenFD) }
+        acceptSource?.cancel()
     }
 
     /// The port actually bound (useful with port 0); 0 before `start()`.

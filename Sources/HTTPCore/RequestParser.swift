@@ -358,6 +358,9 @@ public struct HTTPRequestParser: Sendable {
                 return bad(400, "Request target has an invalid percent-encoding.")
             }
             path = decoded.path; query = decoded.query
+            if path.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0 == ".." || $0 == "." }) {
+                return bad(400, "Request path contains a '.' or '..' segment.")
+            }
         }
 
         let hosts = headers.values("Host")

@@ -116,6 +116,10 @@ final class RequestParserTests: XCTestCase {
             ("chunk data without CRLF", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n"),
             ("bare LF chunk line", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n"),
             ("bad escape", "GET /a%zz HTTP/1.1\r\nHost: h\r\n\r\n"),
+            ("encoded dot-dot", "GET /v1/jobs/%2E%2E/%2e%2e/etc HTTP/1.1\r\nHost: h\r\n\r\n"),
+            ("dot-dot", "GET /a/../b HTTP/1.1\r\nHost: h\r\n\r\n"),
+            ("encoded NUL", "GET /a%00 HTTP/1.1\r\nHost: h\r\n\r\n"),
+            ("relative target", "GET a/b HTTP/1.1\r\nHost: h\r\n\r\n"),
         ]
         for (name, text) in shapes {
             let error = firstError(text)

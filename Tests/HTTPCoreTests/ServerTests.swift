@@ -80,6 +80,15 @@ struct TestResponder: HTTPResponder {
             return HTTPResponse(status: 200, headers: ["Content-Type": "text/event-stream"], body: .stream(stream))
         case "/file":
             return HTTPResponse(status: 200, headers: ["Content-Type": "application/octet-stream"], body: .file(path: recorder.servedFile))
+        case "/form":
+            do {
+                let parts = try MultipartParser.parse(body: request.body, contentType: request.head.headers["Content-Type"] ?? "",
+                                                      maxPartBytes: 10 << 20, maxParts: 10, spoolDirectory: NSTemporaryDirectory())
+                defer { MultipartParser.removeSpoolFiles(parts) }
+                return text(parts.map { "\($0.name)=\($0.filename ?? "-"):\($0.body.count)" }.joined(separator: ","))
+            } catch {
+                return .problem(status: 400, title: "Bad Request", detail: "\(error)")
+            }
         case "/nocontent":
             return HTTPResponse(status: 204)
         default:
@@ -407,5 +416,65 @@ final class ServerTests: XCTestCase {
         let r = try c.readResponse()
         XCTAssertEqual(r.body.count, body.count)
         XCTAssertEqual(r.headers["X-Body-Kind"], "file")
+    }
+
+    /// curl sends `Expect: 100-continue` for uploads and waits a second without an answer.
+    func testCurlMultipartUploadDoesNotWaitForContinue() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw XCTSkip("curl not installed") }
+        let server = try makeServer()
+        let upload = spool + "/upload.bin"
+        FileManager.default.createFile(atPath: upload, contents: Data(count: 2 * 1024 * 1024))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = ["-sS", "-F", "file=@\(upload)", "-F", "alpha=0.5", "-w", "\n%{time_total}",
+                             "http://127.0.0.1:\(server.boundPort)/form"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = output.split(separator: "\n")
+        XCTAssertEqual(lines.first.map(String.init), "file=upload.bin:2097152,alpha=-:3")
+        let seconds = Double(lines.last ?? "") ?? 99
+        print("curl -F 2 MiB upload: time_total \(seconds) s")
+        XCTAssertLessThan(seconds, 0.9, "curl waited for 100 Continue")
+    }
+
+    func testManyPipelinedRequestsInOneWrite() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        let count = 2000
+        var text = ""
+        for i in 0..<count { text += i % 2 == 0 ? "GET /refuse HTTP/1.1\r\nHost: x\r\n\r\n" : "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" }
+        let payload = text
+        let sender = Thread { try? c.send(payload) }
+        sender.start()
+        for i in 0..<count {
+            let r = try c.readResponse()
+            XCTAssertEqual(r.status, i % 2 == 0 ? 401 : 200)
+        }
+    }
+
+    func testConcurrentUploads() throws {
+        let server = try makeServer()
+        let port = server.boundPort
+        let clients = 20
+        let size = 2 * 1024 * 1024 + 3
+        let failures = NSLock()
+        var errors: [String] = []
+        DispatchQueue.concurrentPerform(iterations: clients) { i in
+            do {
+                let body = [UInt8](repeating: UInt8(i), count: size)
+                let c = try RawClient(port: port)
+                try c.send(Array("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(size)\r\n\r\n".utf8))
+                try c.send(body)
+                let r = try c.readResponse()
+                if r.body != body { throw ClientError("client \(i): body mismatch (\(r.body.count) bytes)") }
+            } catch {
+                failures.lock(); errors.append("\(error)"); failures.unlock()
+            }
+        }
+        XCTAssertEqual(errors, [])
+        XCTAssertTrue(eventually { self.spoolContents().isEmpty }, "\(spoolContents())")
     }
 }
