@@ -67,13 +67,11 @@ public enum ImageDecoder {
         if img.info.bit_depth == 16 {
             precondition(img.size == w * h * 6)
             return planarize(raw.assumingMemoryBound(to: UInt16.self), width: w, height: h,
-                             orientation: orientation) { Float($0) / 65535 }
+                             orientation: orientation, scale: 65535)
         } else {
             precondition(img.size == w * h * 3)
-            return lut8.withUnsafeBufferPointer { lut in
-                planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
-                          orientation: orientation) { lut[Int($0)] }
-            }
+            return planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
+                             orientation: orientation, scale: 255)
         }
     }
 
@@ -84,9 +82,6 @@ public enum ImageDecoder {
     }
 
     // MARK: - Internals
-
-    /// v/255 for every 8-bit value, computed once (exactly `Float(v) / 255`).
-    private static let lut8: [Float] = (0..<256).map { Float($0) / 255 }
 
     private static func sniff(_ bytes: [UInt8]) throws -> ImageFormat {
         if let f = format(of: bytes) { return f }
@@ -147,13 +142,15 @@ public enum ImageDecoder {
         }
     }
 
-    /// Interleaved RGB rows (stored orientation) -> planar RGB in display orientation.
+    /// Interleaved RGB rows (stored orientation) -> planar RGB in display orientation, each
+    /// sample v becoming `Float(v) / scale` (exactly v/255 or v/65535).
     ///
     /// Source pixel (x, y) goes to destination index `base + x*dx + y*dy` of each plane; the
     /// eight EXIF orientations are the eight sign/transpose combinations of (dx, dy).
     @inline(__always)
-    private static func planarize<S>(_ src: UnsafePointer<S>, width w: Int, height h: Int, orientation: Int,
-                                     convert: (S) -> Float) -> PlanarImage {
+    private static func planarize<S: FixedWidthInteger & UnsignedInteger>(
+        _ src: UnsafePointer<S>, width w: Int, height h: Int, orientation: Int, scale: Float
+    ) -> PlanarImage {
         let o = (1...8).contains(orientation) ? orientation : 1
         let transposed = o >= 5
         let ow = transposed ? h : w, oh = transposed ? w : h
@@ -173,25 +170,46 @@ public enum ImageDecoder {
             guard n > 0, let out = buf.baseAddress else { count = 0; return }
             let r = out, g = out + n, b = out + 2 * n
             if dx == 1 {
-                // Rows map to contiguous destination rows (orientations 1 and 4).
+                // Source rows are destination rows (orientations 1 and 4).
                 for y in 0..<h {
                     let s = src + y * w * 3
                     let d = base + y * dy
                     for x in 0..<w {
-                        r[d + x] = convert(s[3 * x])
-                        g[d + x] = convert(s[3 * x + 1])
-                        b[d + x] = convert(s[3 * x + 2])
+                        r[d + x] = Float(s[3 * x]) / scale
+                        g[d + x] = Float(s[3 * x + 1]) / scale
+                        b[d + x] = Float(s[3 * x + 2]) / scale
+                    }
+                }
+            } else if dx == -1 {
+                // Mirrored rows (orientations 2 and 3).
+                for y in 0..<h {
+                    let s = src + y * w * 3
+                    let d = base + y * dy
+                    for x in 0..<w {
+                        r[d - x] = Float(s[3 * x]) / scale
+                        g[d - x] = Float(s[3 * x + 1]) / scale
+                        b[d - x] = Float(s[3 * x + 2]) / scale
                     }
                 }
             } else {
-                for y in 0..<h {
-                    let s = src + y * w * 3
-                    var d = base + y * dy
-                    for x in 0..<w {
-                        r[d] = convert(s[3 * x])
-                        g[d] = convert(s[3 * x + 1])
-                        b[d] = convert(s[3 * x + 2])
-                        d += dx
+                // Source columns become destination rows: walk 32x32 tiles so both the
+                // strided reads and the contiguous writes stay in cache.
+                let tile = 32
+                for y0 in stride(from: 0, to: h, by: tile) {
+                    let y1 = min(y0 + tile, h)
+                    for x0 in stride(from: 0, to: w, by: tile) {
+                        let x1 = min(x0 + tile, w)
+                        for x in x0..<x1 {
+                            var d = base + x * dx + y0 * dy
+                            var s = src + (y0 * w + x) * 3
+                            for _ in y0..<y1 {
+                                r[d] = Float(s[0]) / scale
+                                g[d] = Float(s[1]) / scale
+                                b[d] = Float(s[2]) / scale
+                                s += 3 * w
+                                d += dy
+                            }
+                        }
                     }
                 }
             }

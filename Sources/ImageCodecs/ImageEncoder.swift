@@ -41,7 +41,8 @@ public enum ImageEncoder {
     public static func quantize(_ x: Float) -> UInt8 {
         // `x > 0` is false for NaN, so NaN and negatives (and -0) give 0.
         let c: Float = x > 0 ? (x < 1 ? x : 1) : 0
-        return UInt8((c * 255 + 0.5).rounded(.down))
+        // c*255 + 0.5 is in [0.5, 255.5], so truncation toward zero is floor (and cheaper).
+        return UInt8(truncatingIfNeeded: Int32(c * 255 + 0.5))
     }
 
     /// Planar float -> packed 8-bit RGB (row-major, 3 bytes per pixel).
