@@ -111,7 +111,8 @@ final class DurabilityTests: XCTestCase {
             if case .expired = system.lookup(id: id) { return true }
             return false
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("jobs/\(id)").path))
+        // The files go right after the record leaves memory.
+        waitUntil { !FileManager.default.fileExists(atPath: self.dir.appendingPathComponent("jobs/\(id)").path) }
     }
 
     func testIdempotencyKeysSurviveRestart() throws {

@@ -165,7 +165,8 @@ final class JobSystemTests: XCTestCase {
         XCTAssertEqual(snap.record.status, .running)
         XCTAssertEqual(snap.record.progress, 0)
 
-        let waiter = Task { await self.system.waitForChange(id: id, timeout: 30) }
+        let seenVersion = snap.version
+        let waiter = Task { await self.system.waitForChange(id: id, after: seenVersion, timeout: 30) }
         // Let the waiter register; it must not return before the change.
         try await Task.sleep(nanoseconds: 100_000_000)
         let start = Date()
@@ -181,6 +182,7 @@ final class JobSystemTests: XCTestCase {
     func testWaitForChangeTimesOutAndReturnsAtOnceWhenFinished() async throws {
         system = try open()
         let blocker = try system.submitTest("block")
+        waitUntil { self.system.status(blocker.record.id) == .running }
         let queued = try system.submitTest()
         let start = Date()
         let snap = await system.waitForChange(id: queued.record.id, timeout: 0.3)
@@ -198,7 +200,6 @@ final class JobSystemTests: XCTestCase {
         let done = await system.waitForChange(id: queued.record.id, timeout: 60)
         XCTAssertEqual(done?.record.status, .succeeded)
         XCTAssertLessThan(Date().timeIntervalSince(t0), 5)
-        _ = blocker
     }
 
     func testWaitForChangeReturnsWhenTaskCanceled() async throws {
@@ -217,9 +218,10 @@ final class JobSystemTests: XCTestCase {
         let blocker = try system.submitTest("block")
         let job = try system.submitTest("steps")
         let id = job.record.id
+        let stream = system.events(id: id)
         let collector = Task { () -> [JobSnapshot] in
             var seen: [JobSnapshot] = []
-            for await s in self.system.events(id: id) { seen.append(s) }
+            for await s in stream { seen.append(s) }
             return seen
         }
         try await Task.sleep(nanoseconds: 50_000_000)
