@@ -700,6 +700,7 @@ final class Connection {
     private func lingeringClose() {
         if peerEOF { close(); return }
         phase = .lingering
+        server.connectionIsLingering(self)
         transport.shutdownWrite()
         input = []
         inputPos = 0

@@ -42,6 +42,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var acceptSource: DispatchSourceRead?
     private var connections: [ObjectIdentifier: Connection] = [:]
     private var servingCount = 0
+    private var lingering = Set<ObjectIdentifier>()
     private var _boundPort = 0
     private var _shuttingDown = false
     private var started = false
@@ -168,13 +169,18 @@ public final class HTTPServer: @unchecked Sendable {
         for connection in open { connection.queue.async { connection.beginShutdown() } }
         let deadline = Date().addingTimeInterval(max(0, grace))
         while Date() < deadline {
-            if connectionCount == 0 { return }
-            usleep(10_000)
+            lock.lock()
+            let busy = connections.count - lingering.count
+            lock.unlock()
+            if busy <= 0 { break }
+            usleep(5_000)
         }
         lock.lock()
         let left = Array(connections.values)
+        let busyLeft = left.filter { !lingering.contains(ObjectIdentifier($0)) }.count
         lock.unlock()
-        if !left.isEmpty { logger.warning("closing connections still open after the shutdown grace period", metadata: ["count": "\(left.count)"]) }
+        if busyLeft > 0 { logger.warning("closing connections still open after the shutdown grace period", metadata: ["count": "\(busyLeft)"]) }
+        logger.debug("shutdown: closing remaining connections", metadata: ["open": "\(left.count)", "busy": "\(busyLeft)"])
         for connection in left { connection.queue.async { connection.close() } }
         let hardDeadline = Date().addingTimeInterval(2)
         while connectionCount > 0 && Date() < hardDeadline { usleep(10_000) }
@@ -231,8 +237,16 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
+    /// The connection has sent its last response and is only draining input before closing.
+    func connectionIsLingering(_ connection: Connection) {
+        lock.lock()
+        lingering.insert(ObjectIdentifier(connection))
+        lock.unlock()
+    }
+
     func connectionDidClose(_ connection: Connection) {
         lock.lock()
+        lingering.remove(ObjectIdentifier(connection))
         if connections.removeValue(forKey: ObjectIdentifier(connection)) != nil, !connection.refuse {
             servingCount -= 1
         }
