@@ -1,0 +1,96 @@
+import ArgumentParser
+import Engine
+import Foundation
+import ImageCodecs
+import Models
+import StylePipeline
+
+/// `stylist bench`: times whole jobs (both encoders, AdaIN/modulation, decoder) on N x N content and
+/// style, excluding file I/O, after a warm-up; prints per-layer time and GFLOP/s and peak RSS.
+/// Inputs are the same pictures bench_ort.py uses (cornell + Matisse, bicubic to N x N).
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark the engine on one model and size (per-layer time and GFLOP/s)."
+    )
+
+    @Option(help: "Model name or .safetensors path.")
+    var model: String = ModelCatalog.defaultModel
+
+    @Option(help: "Content and style are both size x size.")
+    var size: Int = 512
+
+    @Option(help: "Timed runs after one warm-up run.")
+    var runs: Int = 5
+
+    @Option(help: "Write {model, size, median_s, min_s, times_s, peak_rss_mb} to this file.")
+    var json: String?
+
+    @Option(help: "Directory of model files.")
+    var models: String?
+
+    @Option(help: "Engine threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(name: .customLong("no-layers"), help: "Skip the per-layer table.")
+    var noLayers = false
+
+    func run() throws {
+        try reportingErrors {
+            guard size >= 16, runs >= 1 else { throw CLIError("--size must be >= 16 and --runs >= 1") }
+            if let threads { Parallel.threadCount = max(1, threads) }
+            guard let dir = ModelCatalog.locateDirectory(explicit: models) else { throw CLIError("no models directory found") }
+            let network = try ModelCatalog(directory: dir).network(named: model)
+            let images = URL(fileURLWithPath: dir).appendingPathComponent("../images").standardized.path
+            func input(_ path: String) throws -> Tensor {
+                let img = try ImageDecoder.decode(contentsOf: images + "/" + path).resized(width: size, height: size)
+                return Tensor(channels: 3, height: size, width: size, values: img.pixels)
+            }
+            let content = try input("content/cornell.jpg"), style = try input("style/woman_with_hat_matisse.jpg")
+
+            var times: [Double] = []
+            var profile: [LayerTiming] = []
+            for i in 0...runs {
+                let ctx = RunContext()
+                ctx.recordTimings = true
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try network.run(content: content, styleImages: [style], weights: [1], alpha: 1, ctx)
+                let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if i > 0 { times.append(s) }   // run 0 is the warm-up
+                if i == runs { profile = ctx.timings }
+            }
+            let sorted = times.sorted()
+            let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            let flops = profile.map(\.flops).reduce(0, +)
+            let rss = peakRSSMegabytes()
+            print("model \(model), \(size)x\(size) content and style, \(Parallel.threadCount) threads, \(runs) runs after warm-up")
+            print(String(format: "median %.1f ms, min %.1f ms, %.1f GFLOP (direct conv), %.1f GFLOP/s, peak RSS %.0f MB",
+                         median * 1000, sorted[0] * 1000, flops / 1e9, flops / 1e9 / median, rss))
+            if !noLayers {
+                print("layer (last run)".padding(toLength: 44, withPad: " ", startingAt: 0) + "        ms   GFLOP/s    share")
+                let total = profile.map(\.seconds).reduce(0, +)
+                for t in profile {
+                    let rate = t.flops > 0 ? t.flops / 1e9 / t.seconds : 0.0
+                    print(t.name.padding(toLength: 44, withPad: " ", startingAt: 0)
+                          + String(format: " %9.2f %9.1f %7.1f%%", t.seconds * 1000, rate, 100 * t.seconds / total))
+                }
+            }
+            if let json {
+                let object: [String: Any] = ["model": model, "size": size, "median_s": median, "min_s": sorted[0],
+                                             "times_s": times, "peak_rss_mb": rss, "gflop": flops / 1e9]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                guard FileManager.default.createFile(atPath: json, contents: data) else { throw CLIError("cannot write \(json)") }
+            }
+        }
+    }
+}
+
+/// This process's peak resident set (VmHWM), in MB.
+func peakRSSMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .nan }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? .nan
+        return kb / 1024
+    }
+    return .nan
+}
