@@ -91,7 +91,8 @@ public enum ImageCodecError: Error, Equatable, CustomStringConvertible {
         case .unsupportedFormat(let why): return "unsupported image format: \(why)"
         case .corrupt(let why): return "corrupt image: \(why)"
         case .tooLarge(let w, let h, let limit):
-            return "image too large: \(w)x\(h) is \(w * h) pixels, the limit is \(limit)"
+            let (pixels, overflow) = w.multipliedReportingOverflow(by: h)
+            return "image too large: \(w)x\(h) is \(overflow ? "too many" : String(pixels)) pixels, the limit is \(limit)"
         }
     }
 }
