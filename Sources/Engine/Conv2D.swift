@@ -88,73 +88,38 @@ public final class Conv2D: @unchecked Sendable {
     /// Applies the convolution to a whole tensor.
     public func callAsFunction(_ input: Tensor) -> Tensor {
         precondition(input.channels == inChannels, "conv expects \(inChannels) channels, got \(input.shapeDescription)")
-        let (ho, wo) = outputSize(height: input.height, width: input.width)
-        let out = Tensor(channels: outChannels, height: ho, width: wo)
-        run(input, into: out, inputRowOffset: 0, outputRows: 0..<ho, logicalInputHeight: input.height)
+        guard kernel == 1 && stride == 1 && padding == 0 else { return self(ConvInput(input)) }
+        let out = Tensor(channels: outChannels, height: input.height, width: input.width)
+        runPointwise(input, into: out)
         return out
     }
 
-    /// Computes output rows `outputRows` into `out` (rows indexed as in `out`).
-    /// `input` may be a horizontal band of a taller logical image: its row 0 is logical row
-    /// `inputRowOffset`, and reflection happens at the logical image's edges (`logicalInputHeight`).
-    /// Output row i of `out` is logical output row `outputRows.lowerBound + i - outputRows.lowerBound`, i.e.
-    /// out rows are logical rows; the caller arranges band offsets.
-    public func run(_ input: Tensor, into out: Tensor, inputRowOffset: Int, outputRows: Range<Int>,
-                    logicalInputHeight: Int, outputRowOffset: Int = 0) {
-        let wo = out.width
-        let k = kernel, s = stride, p = padding
-        let w = input.width
-        // Phase width: every tap of every 24-pixel tile must be readable.
-        let tiles = (wo + Conv2D.tilePixels - 1) / Conv2D.tilePixels
-        let phaseWidth = tiles * Conv2D.tilePixels + (k - 1) / s + 8
-        let rowsPerChannel = k * s
-        let scratchCount = inPerGroup * rowsPerChannel * phaseWidth
-        let taps = UnsafeMutablePointer<Int>.allocate(capacity: k)
-        for kx in 0..<k { taps[kx] = (kx % s) * phaseWidth + kx / s }
-        defer { taps.deallocate() }
-        let direct1x1 = k == 1 && s == 1 && p == 0
+    /// A 1x1 convolution is a matrix product over the flattened planes: tiles run along whole
+    /// planes (long contiguous streams, one partial tile per plane) instead of row by row.
+    func runPointwise(_ input: Tensor, into out: Tensor) {
+        let n = input.planeSize
+        let tiles = (n + Conv2D.tilePixels - 1) / Conv2D.tilePixels
         let relu = activation == .relu
-        let ocTileWeights = inPerGroup * k * k
-
-        Parallel.forRanges(outputRows.count, minChunk: 1) { chunk in
-            let scratch = direct1x1 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
-            defer { scratch?.deallocate() }
-            for i in chunk {
-                let y = outputRows.lowerBound + i          // logical output row
-                let oy = y - outputRowOffset               // row in `out`
+        let zeroTap = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        zeroTap.initialize(to: 0)
+        defer { zeroTap.deallocate() }
+        // Blocks of 16 tiles (384 pixels): the block's inputs (C x 1.5 KB) stay in L1/L2 across all output tiles.
+        let block = 16
+        Parallel.forRanges((tiles + block - 1) / block, minChunk: 1) { range in
+            for b in range {
                 for g in 0..<groups {
-                    let src: UnsafePointer<Float>
-                    let rowStride: Int
-                    if let scratch {
-                        for ic in 0..<inPerGroup {
-                            let plane = input.plane(g * inPerGroup + ic)
-                            for ky in 0..<k {
-                                let ly = reflect(y * s + ky - p, logicalInputHeight) - inputRowOffset
-                                precondition(ly >= 0 && ly < input.height, "conv band lacks input row")
-                                let row = plane + ly * w
-                                let dst = scratch + (ic * k + ky) * s * phaseWidth
-                                fillPaddedRow(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst)
-                            }
-                        }
-                        src = UnsafePointer(scratch)
-                        rowStride = s * phaseWidth
-                    } else {
-                        src = UnsafePointer(input.plane(g * inPerGroup) + (y - inputRowOffset) * w)
-                        rowStride = input.planeSize
-                    }
-                    // x outer, channel tiles inner: the slice of scratch under one 24-pixel tile
-                    // (inPerGroup * k rows) stays in L1 while every output tile reuses it.
-                    let groupWeights = packed + g * outPerGroup * ocTileWeights
-                    var x0 = 0
-                    while x0 < wo {
-                        let valid = min(Conv2D.tilePixels, wo - x0)
+                    let groupWeights = packed + g * outPerGroup * inPerGroup
+                    let src = UnsafePointer(input.plane(g * inPerGroup))
+                    for t in (b * block)..<min(tiles, (b + 1) * block) {
+                        let x0 = t * Conv2D.tilePixels
+                        let valid = min(Conv2D.tilePixels, n - x0)
                         var t0 = 0
                         var wp = groupWeights
                         while t0 < outPerGroup {
                             let tile = min(Conv2D.tileChannels, outPerGroup - t0)
                             let oc = g * outPerGroup + t0
-                            let args = TileArgs(src: src + x0, rows: inPerGroup * k, rowStride: rowStride, kw: k, taps: taps,
-                                                weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
+                            let args = TileArgs(src: src + x0, channels: inPerGroup, channelStride: n, kh: 1, rowStride: 0, kw: 1, taps: zeroTap,
+                                                weights: wp, out: out.plane(oc) + x0, outStride: n,
                                                 bias: biasValues + oc, relu: relu, valid: valid)
                             switch tile {
                             case 4: convTile(4, args)
@@ -162,13 +127,206 @@ public final class Conv2D: @unchecked Sendable {
                             case 2: convTile(2, args)
                             default: convTile(1, args)
                             }
-                            wp += tile * ocTileWeights
+                            wp += tile * inPerGroup
                             t0 += tile
                         }
-                        x0 += Conv2D.tilePixels
                     }
                 }
             }
+        }
+    }
+
+    /// Applies the convolution to a (possibly virtually upsampled) input.
+    public func callAsFunction(_ input: ConvInput) -> Tensor {
+        precondition(input.tensor.channels == inChannels, "conv expects \(inChannels) channels, got \(input.tensor.shapeDescription)")
+        let (ho, wo) = outputSize(height: input.height, width: input.width)
+        let out = Tensor(channels: outChannels, height: ho, width: wo)
+        if groups > 1 {
+            runGroupedPlanes(input, into: out)
+        } else {
+            run(input, into: out, outputRows: 0..<ho)
+        }
+        return out
+    }
+
+    /// Geometry shared by the row and plane paths: padded rows are split into `stride` phases of
+    /// `phaseWidth` floats, wide enough that every tap of every 24-pixel tile is readable.
+    private func phaseGeometry(outputWidth wo: Int) -> (phaseWidth: Int, taps: UnsafeMutablePointer<Int>) {
+        let tiles = (wo + Conv2D.tilePixels - 1) / Conv2D.tilePixels
+        let phaseWidth = tiles * Conv2D.tilePixels + (kernel - 1) / stride + 16
+        let taps = UnsafeMutablePointer<Int>.allocate(capacity: kernel)
+        for kx in 0..<kernel { taps[kx] = (kx % stride) * phaseWidth + kx / stride }
+        return (phaseWidth, taps)
+    }
+
+    /// Row path (dense convolutions): for each output row, the `kernel` input rows of every input
+    /// channel are fetched, padded and phase-split into a per-thread scratch, then all output tiles run.
+    /// `outputRows` are logical output rows; row `outputRowOffset` of the logical output is row 0 of `out`
+    /// (band processing computes a slice of a taller image).
+    public func run(_ input: ConvInput, into out: Tensor, outputRows: Range<Int>, outputRowOffset: Int = 0) {
+        let wo = out.width
+        let k = kernel, s = stride, p = padding
+        let (phaseWidth, taps) = phaseGeometry(outputWidth: wo)
+        defer { taps.deallocate() }
+        let rowLen = s * phaseWidth
+        let scratchCount = inPerGroup * k * rowLen
+        let relu = activation == .relu
+        let ocTileWeights = inPerGroup * k * k
+        let logicalHeight = input.height, logicalWidth = input.width
+
+        Parallel.forRanges(outputRows.count, minChunk: 1) { chunk in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: input.rowScratchCount)
+            defer { scratch.deallocate(); tmp.deallocate() }
+            for i in chunk {
+                let y = outputRows.lowerBound + i
+                let oy = y - outputRowOffset
+                for g in 0..<groups {
+                    for ic in 0..<inPerGroup {
+                        for ky in 0..<k {
+                            let row = input.row(channel: g * inPerGroup + ic, logicalRow: reflect(y * s + ky - p, logicalHeight), scratch: tmp)
+                            fillPaddedRow(row: row, width: logicalWidth, pad: p, stride: s, phaseWidth: phaseWidth,
+                                          into: scratch + (ic * k + ky) * rowLen)
+                        }
+                    }
+                    // x outer, channel tiles inner: the slice of scratch under one 24-pixel tile
+                    // (inPerGroup * k rows) stays in L1 while every output tile reuses it.
+                    runTiles(src: UnsafePointer(scratch), channelStride: k * rowLen, rowStride: rowLen, taps: taps,
+                             group: g, out: out, outRow: oy, relu: relu, ocTileWeights: ocTileWeights)
+                }
+            }
+        }
+    }
+
+    /// Plane path (grouped and depthwise convolutions, few input channels per group): each group's
+    /// input planes are padded and phase-split once into a per-thread scratch, then all of the group's
+    /// output rows run from it. Rebuilding `kernel` rows per output row would cost more than the math.
+    func runGroupedPlanes(_ input: ConvInput, into out: Tensor) {
+        let wo = out.width, ho = out.height
+        let k = kernel, s = stride, p = padding
+        let (phaseWidth, taps) = phaseGeometry(outputWidth: wo)
+        defer { taps.deallocate() }
+        let rowLen = s * phaseWidth
+        let paddedRows = input.height + 2 * p
+        let planeLen = paddedRows * rowLen
+        let relu = activation == .relu
+        let ocTileWeights = inPerGroup * k * k
+        let logicalHeight = input.height, logicalWidth = input.width
+
+        Parallel.forRanges(groups, minChunk: 1) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: inPerGroup * planeLen)
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: input.rowScratchCount)
+            defer { scratch.deallocate(); tmp.deallocate() }
+            for g in range {
+                for ic in 0..<inPerGroup {
+                    for r in 0..<paddedRows {
+                        let row = input.row(channel: g * inPerGroup + ic, logicalRow: reflect(r - p, logicalHeight), scratch: tmp)
+                        fillPaddedRow(row: row, width: logicalWidth, pad: p, stride: s, phaseWidth: phaseWidth,
+                                      into: scratch + ic * planeLen + r * rowLen)
+                    }
+                }
+                for y in 0..<ho {
+                    runTiles(src: UnsafePointer(scratch + y * s * rowLen), channelStride: planeLen, rowStride: rowLen, taps: taps,
+                             group: g, out: out, outRow: y, relu: relu, ocTileWeights: ocTileWeights)
+                }
+            }
+        }
+    }
+
+    /// All output tiles of one group for one output row, x tiles outer.
+    @inline(__always)
+    private func runTiles(src: UnsafePointer<Float>, channelStride: Int, rowStride: Int, taps: UnsafePointer<Int>,
+                          group g: Int, out: Tensor, outRow oy: Int, relu: Bool, ocTileWeights: Int) {
+        let wo = out.width
+        let groupWeights = packed + g * outPerGroup * ocTileWeights
+        var x0 = 0
+        while x0 < wo {
+            let valid = min(Conv2D.tilePixels, wo - x0)
+            var t0 = 0
+            var wp = groupWeights
+            while t0 < outPerGroup {
+                let tile = min(Conv2D.tileChannels, outPerGroup - t0)
+                let oc = g * outPerGroup + t0
+                let args = TileArgs(src: src + x0, channels: inPerGroup, channelStride: channelStride, kh: kernel,
+                                    rowStride: rowStride, kw: kernel, taps: taps,
+                                    weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
+                                    bias: biasValues + oc, relu: relu, valid: valid)
+                switch tile {
+                case 4: convTile(4, args)
+                case 3: convTile(3, args)
+                case 2: convTile(2, args)
+                default: convTile(1, args)
+                }
+                wp += tile * ocTileWeights
+                t0 += tile
+            }
+            x0 += Conv2D.tilePixels
+        }
+    }
+}
+
+/// What a convolution reads: a tensor, or a tensor seen through 2x upsampling that is computed a
+/// row at a time as the convolution asks for it, so the upsampled tensor is never materialised.
+/// `rowOffset` lets the tensor be a horizontal band of a taller image of `fullHeight` rows.
+public struct ConvInput {
+    /// How the tensor is seen.
+    public enum Mode { case identity, nearest2x, bilinear2x }
+    public let tensor: Tensor
+    public let mode: Mode
+    public let rowOffset: Int
+    public let fullHeight: Int
+
+    public init(_ tensor: Tensor, mode: Mode = .identity, rowOffset: Int = 0, fullHeight: Int? = nil) {
+        self.tensor = tensor
+        self.mode = mode
+        self.rowOffset = rowOffset
+        self.fullHeight = fullHeight ?? tensor.height
+    }
+
+    var scale: Int { mode == .identity ? 1 : 2 }
+    /// Logical (upsampled) height of the whole image.
+    public var height: Int { fullHeight * scale }
+    /// Logical width.
+    public var width: Int { tensor.width * scale }
+    /// Floats of per-thread scratch `row` may use.
+    var rowScratchCount: Int { 3 * tensor.width + 16 }
+
+    /// Logical row `r` of channel `c`: a pointer into the tensor, or into `scratch` when computed.
+    @inline(__always)
+    func row(channel c: Int, logicalRow r: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let w = tensor.width
+        let plane = tensor.plane(c)
+        func sourceRow(_ sr: Int) -> UnsafeMutablePointer<Float> {
+            let local = sr - rowOffset
+            precondition(local >= 0 && local < tensor.height, "conv band lacks input row \(sr)")
+            return plane + local * w
+        }
+        switch mode {
+        case .identity:
+            return UnsafePointer(sourceRow(r))
+        case .nearest2x:
+            let src = sourceRow(r / 2)
+            for i in 0..<w { let v = src[i]; scratch[2 * i] = v; scratch[2 * i + 1] = v }
+            return UnsafePointer(scratch)
+        case .bilinear2x:
+            // Half-pixel centres, edges clamped: out[2i] = .25 x[i-1] + .75 x[i], out[2i+1] = .75 x[i] + .25 x[i+1],
+            // vertically first (one blended source row), then horizontally.
+            let sr = r / 2
+            let sn = (r % 2 == 0) ? max(sr - 1, 0) : min(sr + 1, fullHeight - 1)
+            let a = sourceRow(sr), b = sourceRow(sn)
+            let v = scratch + 2 * w + 8
+            var i = 0
+            let q = SIMD8<Float>(repeating: 0.25), t = SIMD8<Float>(repeating: 0.75)
+            while i + 8 <= w { var x = load8(a + i) * t; x.addProduct(q, load8(b + i)); store8(x, v + i); i += 8 }
+            while i < w { v[i] = 0.75 * a[i] + 0.25 * b[i]; i += 1 }
+            scratch[0] = v[0]
+            for i in 0..<(w - 1) {
+                let c0 = v[i], c1 = v[i + 1]
+                scratch[2 * i + 1] = 0.75 * c0 + 0.25 * c1
+                scratch[2 * i + 2] = 0.25 * c0 + 0.75 * c1
+            }
+            scratch[2 * w - 1] = v[w - 1]
+            return UnsafePointer(scratch)
         }
     }
 }
@@ -203,11 +361,34 @@ func fillPaddedRow(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s
         if phaseWidth > padded { (dst + padded).update(repeating: 0, count: phaseWidth - padded) }
         return
     }
+    var j0 = 0
+    if s == 2 {
+        // Interior blocks: 16 consecutive padded columns de-interleave into 8 per phase.
+        let even = dst, odd = dst + phaseWidth
+        while 2 * j0 < p { j0 += 1 }
+        while 2 * j0 + 16 <= p + w && j0 + 8 <= phaseWidth {
+            let v = UnsafeRawPointer(row + (2 * j0 - p)).loadUnaligned(as: SIMD16<Float>.self)
+            store8(v.evenHalf, even + j0)
+            store8(v.oddHalf, odd + j0)
+            j0 += 8
+        }
+        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: min(p / 2 + 1, phaseWidth))
+        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: j0, to: phaseWidth)
+        return
+    }
+    fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: phaseWidth)
+}
+
+/// Phase-split columns j in from..<to of a reflection-padded row, one element at a time.
+@inline(__always)
+func fillPhasesScalar(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s: Int, phaseWidth: Int,
+                      into dst: UnsafeMutablePointer<Float>, from: Int, to: Int) {
+    let padded = w + 2 * p
     for q in 0..<s {
         let phase = dst + q * phaseWidth
-        var j = 0
-        var xp = q
-        while j < phaseWidth {
+        var j = from
+        var xp = q + from * s
+        while j < to {
             if xp < padded {
                 let x = xp - p
                 phase[j] = (x >= 0 && x < w) ? row[x] : row[reflect(x, w)]
@@ -220,11 +401,13 @@ func fillPaddedRow(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s
     }
 }
 
-/// Arguments of one micro-kernel call: `rows` input rows (channel x ky) `rowStride` apart,
-/// `kw` taps at offsets `taps`, weights in [row][kx][tile] order.
+/// Arguments of one micro-kernel call: `channels` x `kh` input rows (channels `channelStride` apart,
+/// rows `rowStride` apart), `kw` taps at offsets `taps`, weights in [channel][ky][kx][tile] order.
 struct TileArgs {
     let src: UnsafePointer<Float>
-    let rows: Int
+    let channels: Int
+    let channelStride: Int
+    let kh: Int
     let rowStride: Int
     let kw: Int
     let taps: UnsafePointer<Int>
@@ -255,9 +438,10 @@ func convTile(_ T: Int, _ a: TileArgs) {
     var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a22 = SIMD8<Float>()
     var a30 = SIMD8<Float>(), a31 = SIMD8<Float>(), a32 = SIMD8<Float>()
     var wp = a.weights
-    var rp = a.src
     let kw = a.kw
-    for _ in 0..<a.rows {
+    for ic in 0..<a.channels {
+      var rp = a.src + ic * a.channelStride
+      for _ in 0..<a.kh {
         for kx in 0..<kw {
             let p = rp + a.taps[kx]
             let v0 = load8(p), v1 = load8(p + 8), v2 = load8(p + 16)
@@ -278,6 +462,7 @@ func convTile(_ T: Int, _ a: TileArgs) {
             wp += T
         }
         rp += a.rowStride
+      }
     }
     storeTileRow(a00, a01, a02, channel: 0, a)
     if T > 1 { storeTileRow(a10, a11, a12, channel: 1, a) }

@@ -63,13 +63,17 @@ public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
 
     func run(_ steps: [Step], _ input: Tensor, _ ctx: RunContext, prefix: String) throws -> Tensor {
         var x = input
+        var upsamplePending = false   // nearest 2x is fused into the next conv's input fetch
         for step in steps {
             switch step {
-            case .conv(let layer): x = try layer(x, ctx)
+            case .conv(let layer):
+                x = upsamplePending ? try layer.upsampled(x, .nearest2x, ctx) : try layer(x, ctx)
+                upsamplePending = false
             case .pool: x = try ctx.layer(prefix + "pool", flops: 0) { Ops.maxPool2x2(x) }
-            case .upsample: x = try ctx.layer(prefix + "upsample", flops: 0) { Ops.upsampleNearest2x(x) }
+            case .upsample: upsamplePending = true
             }
         }
+        precondition(!upsamplePending, "decoder ends with an upsample")
         return x
     }
 

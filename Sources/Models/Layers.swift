@@ -10,6 +10,13 @@ struct Conv2DLayer: Sendable {
         return try ctx.layer(name, flops: conv.flops(outputHeight: h, outputWidth: w)) { conv(x) }
     }
 
+    /// The layer applied to `x` upsampled 2x (fused into the convolution's input fetch).
+    func upsampled(_ x: Tensor, _ mode: ConvInput.Mode, _ ctx: RunContext) throws -> Tensor {
+        let input = ConvInput(x, mode: mode)
+        let (h, w) = conv.outputSize(height: input.height, width: input.width)
+        return try ctx.layer(name, flops: conv.flops(outputHeight: h, outputWidth: w)) { conv(input) }
+    }
+
     /// FLOPs and output size for an input of the given size (for progress planning).
     func plan(_ size: Size) -> (flops: Double, size: Size) {
         let (h, w) = conv.outputSize(height: size.height, width: size.width)

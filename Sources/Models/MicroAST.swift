@@ -122,11 +122,10 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
         y = try dec1.modulated(y, w: mix.vector("w2"), b: mix.vector("b2"), ctx)
         y = try adain(y, mix, level: "1", ctx)
         y = try dec2.modulated(y, w: mix.vector("w1"), b: mix.vector("b1"), ctx)
-        y = try ctx.layer("decoder.upsample1", flops: 0) { Ops.upsampleBilinear2x(y) }
-        y = try dec3[0](y, ctx)
+        // Both bilinear upsamplings are fused into the grouped convs that follow them.
+        y = try dec3[0].upsampled(y, .bilinear2x, ctx)
         y = try dec3[1](y, ctx)
-        y = try ctx.layer("decoder.upsample2", flops: 0) { Ops.upsampleBilinear2x(y) }
-        y = try dec3[2](y, ctx)
+        y = try dec3[2].upsampled(y, .bilinear2x, ctx)
         y = try dec3[3](y, ctx)
         return try dec3[4](y, ctx)
     }

@@ -152,3 +152,22 @@ final class OpsTests: XCTestCase {
         XCTAssertEqual(reflect(-2, 1), 0)
     }
 }
+
+final class FusedInputTests: XCTestCase {
+    /// Convolving a virtually upsampled input equals upsampling first, for both modes and both paths.
+    func testFusedUpsamplingEqualsExplicitUpsampling() {
+        var rng = SplitMix(state: 21)
+        for (c, oc, groups, k) in [(64, 32, 32, 3), (32, 16, 16, 3), (8, 8, 1, 3), (16, 3, 1, 9)] {
+            let (h, w) = (7, 13)
+            let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
+            let conv = Conv2D(weight: rng.floats(oc * (c / groups) * k * k), bias: rng.floats(oc), inChannels: c,
+                              outChannels: oc, kernel: k, groups: groups, activation: .relu)
+            for (mode, explicit) in [(ConvInput.Mode.bilinear2x, Ops.upsampleBilinear2x(x)), (.nearest2x, Ops.upsampleNearest2x(x))] {
+                let fused = conv(ConvInput(x, mode: mode))
+                let reference = conv(explicit)
+                XCTAssertEqual(fused.shapeDescription, reference.shapeDescription)
+                XCTAssertLessThan(maxAbsDiff(fused.values, reference.values), 1e-4, "\(mode) c\(c) g\(groups)")
+            }
+        }
+    }
+}
