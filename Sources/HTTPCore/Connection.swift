@@ -171,8 +171,10 @@ final class Connection {
             keepAlive = false
             closeAfterResponse = true
             phase = .responding
-            startResponse(HTTPResponse.problem(status: 503, title: "Service Unavailable",
-                                               detail: "The server has too many open connections; retry shortly."), for: nil)
+            var response = HTTPResponse.problem(status: 503, title: "Service Unavailable",
+                                                detail: "The server has too many open connections; retry shortly.")
+            response.headers["Retry-After"] = "1"
+            startResponse(response, for: nil)
             return
         }
         enableRead()

@@ -21,7 +21,8 @@ public enum HTTPServerError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .addressInUse(let host, let port):
-            return "cannot listen on \(host):\(port): the address is already in use (is another server running on port \(port)?)"
+            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            return "cannot listen on \(address): the address is already in use (is another server running on port \(port)?)"
         case .cannotResolve(let host, let reason): return "cannot resolve listen address '\(host)': \(reason)"
         case .socket(let why): return why
         case .alreadyStarted: return "the server is already started"

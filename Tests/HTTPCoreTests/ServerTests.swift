@@ -89,6 +89,12 @@ struct TestResponder: HTTPResponder {
             } catch {
                 return .problem(status: 400, title: "Bad Request", detail: "\(error)")
             }
+        case "/watched":
+            let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self)
+            let recorder = self.recorder
+            continuation.onTermination = { _ in recorder.record("terminated") }
+            continuation.yield(Array("data: first\n\n".utf8))
+            return HTTPResponse(status: 200, headers: ["Content-Type": "text/event-stream"], body: .stream(stream))
         case "/nocontent":
             return HTTPResponse(status: 204)
         default:
@@ -370,6 +376,7 @@ final class ServerTests: XCTestCase {
         let r = try b.readResponse()
         XCTAssertEqual(r.status, 503)
         XCTAssertEqual(r.headers["Content-Type"], "application/problem+json")
+        XCTAssertEqual(r.headers["Retry-After"], "1")
         XCTAssertTrue(b.isClosedByPeer())
         try a.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(try a.readResponse().status, 200)
@@ -476,5 +483,60 @@ final class ServerTests: XCTestCase {
         }
         XCTAssertEqual(errors, [])
         XCTAssertTrue(eventually { self.spoolContents().isEmpty }, "\(spoolContents())")
+    }
+
+    func testClientLeavingAnEventStreamEndsTheStream() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /watched HTTP/1.1\r\nHost: x\r\n\r\n")
+        _ = try c.readHead()
+        XCTAssertNotNil(try c.readChunk())
+        c.close()
+        XCTAssertTrue(eventually { self.recorder.spoolPaths.contains("terminated") }, "onTermination not called")
+        XCTAssertTrue(eventually { server.connectionCount == 0 })
+    }
+
+    func testAbandonedUploadLeavesNoSpoolFile() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(3 << 20)\r\n\r\n")
+        try c.send([UInt8](repeating: 1, count: 2 << 20))
+        XCTAssertTrue(eventually { !self.spoolContents().isEmpty })
+        c.close()
+        XCTAssertTrue(eventually { self.spoolContents().isEmpty }, "\(spoolContents())")
+        XCTAssertTrue(eventually { server.connectionCount == 0 })
+    }
+
+    func testHeaderTimeoutIsNotResetByTrickledBytes() throws {
+        let server = try makeServer { $0.headerTimeout = 0.6 }
+        let c = try RawClient(port: server.boundPort)
+        let start = Date()
+        var got408 = false
+        for byte in Array("GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".utf8) {
+            guard (try? c.send([byte])) != nil else { break }
+            usleep(50_000)
+            if Date().timeIntervalSince(start) > 1.5 { break }
+        }
+        if let r = try? c.readResponse() { got408 = r.status == 408 }
+        XCTAssertTrue(got408)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+    }
+
+    func testStalledReaderIsDisconnected() throws {
+        let server = try makeServer { $0.idleTimeout = 0.5 }
+        let path = spool + "/big.bin"
+        FileManager.default.createFile(atPath: path, contents: Data(count: 32 << 20))
+        recorder.servedFile = path
+        let c = try RawClient(port: server.boundPort)
+        var size: Int32 = 4096
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        try c.send("GET /file HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (status, headers) = try c.readHead()
+        XCTAssertEqual(status, 200)
+        XCTAssertEqual(headers["Content-Length"], "\(32 << 20)")
+        XCTAssertEqual(server.connectionCount, 1)
+        // Stop reading: the server must give up on the write after the idle timeout.
+        XCTAssertTrue(eventually({ server.connectionCount == 0 }, timeout: 10))
+        // (Not draining the client socket here: with a 4 KiB receive window the kernel's zero-window probes make that slow.)
     }
 }
