@@ -1,0 +1,128 @@
+import Foundation
+import HTTPCore
+
+/// A JSON value with ordered object members, so answers read in a stable, documented order.
+public enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByNilLiteral {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(nilLiteral: ()) { self = .null }
+
+    /// `.string(s)` or `.null`.
+    public static func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool { a.serialized() == b.serialized() }
+
+    /// Compact UTF-8 JSON.
+    public func serialized() -> String {
+        var out = ""
+        write(&out)
+        return out
+    }
+
+    /// Compact UTF-8 JSON bytes with a trailing newline (friendlier on a terminal with curl).
+    public var bytes: [UInt8] { Array((serialized() + "\n").utf8) }
+
+    private func write(_ out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let i): out += String(i)
+        case .double(let d): out += Self.number(d)
+        case .string(let s): out += Self.quote(s)
+        case .array(let items):
+            out += "["
+            for (i, v) in items.enumerated() {
+                if i > 0 { out += "," }
+                v.write(&out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, (k, v)) in members.enumerated() {
+                if i > 0 { out += "," }
+                out += Self.quote(k)
+                out += ":"
+                v.write(&out)
+            }
+            out += "}"
+        }
+    }
+
+    /// A JSON number: integers without a fraction, others in the shortest round-trip form.
+    static func number(_ d: Double) -> String {
+        guard d.isFinite else { return "null" }
+        if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+        return "\(d)"
+    }
+
+    /// A JSON string literal.
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// An error answer: RFC 9457 problem details. Thrown inside handlers, rendered by the router.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var title: String
+    public var detail: String
+    public var headers: HTTPHeaders
+    public var extra: [(String, JSONValue)]
+
+    public init(_ status: Int, _ detail: String, title: String? = nil, headers: HTTPHeaders = [:], extra: [(String, JSONValue)] = []) {
+        self.status = status
+        self.title = title ?? HTTPResponse.reasonPhrase(status)
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+    }
+
+    public var description: String { "\(status) \(title): \(detail)" }
+
+    /// The `application/problem+json` response.
+    public var response: HTTPResponse {
+        var members: [(String, JSONValue)] = [("type", "about:blank"), ("title", .string(title)), ("status", .int(status)),
+                                               ("detail", .string(detail))]
+        members += extra
+        var h = headers
+        h["Content-Type"] = "application/problem+json"
+        h["Cache-Control"] = "no-store"
+        return HTTPResponse(status: status, headers: h, body: .bytes(JSONValue.object(members).bytes))
+    }
+}
+
+extension HTTPResponse {
+    /// An `application/json` answer.
+    static func json(_ value: JSONValue, status: Int = 200, headers: HTTPHeaders = [:]) -> HTTPResponse {
+        var h = headers
+        h["Content-Type"] = "application/json"
+        if !h.contains("Cache-Control") { h["Cache-Control"] = "no-store" }
+        return HTTPResponse(status: status, headers: h, body: .bytes(value.bytes))
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Jobs
+
+/// A Prometheus histogram: cumulative buckets, sum and count.
+struct Histogram {
+    let bounds: [Double]
+    var counts: [Int]
+    var sum = 0.0
+    var count = 0
+    init(bounds: [Double]) {
+        self.bounds = bounds
+        counts = [Int](repeating: 0, count: bounds.count)
+    }
+    mutating func observe(_ v: Double) {
+        for (i, b) in bounds.enumerated() where v <= b { counts[i] += 1 }
+        sum += v
+        count += 1
+    }
+    func render(_ name: String, labels: String, into out: inout String) {
+        let sep = labels.isEmpty ? "" : labels + ","
+        for (i, b) in bounds.enumerated() {
+            out += "\(name)_bucket{\(sep)le=\"\(Metrics.format(b))\"} \(counts[i])\n"
+        }
+        out += "\(name)_bucket{\(sep)le=\"+Inf\"} \(count)\n"
+        let braces = labels.isEmpty ? "" : "{\(labels)}"
+        out += "\(name)_sum\(braces) \(Metrics.format(sum))\n"
+        out += "\(name)_count\(braces) \(count)\n"
+    }
+}
+
+/// The service's metrics, rendered in the Prometheus text format 0.0.4 by `GET /metrics`.
+///
+/// - `stylist_http_requests_total{route,method,status}`: requests answered by the application
+///   (route is the template, `/v1/jobs/{id}`, or `unmatched`); errors the HTTP layer answers
+///   itself (400 malformed, 408, 413 body, 431) are not routed and not counted here.
+/// - `stylist_http_request_duration_seconds{route}`: time from the complete request to the
+///   response being ready (for SSE: to the stream's start).
+/// - `stylist_queue_depth`, `stylist_queue_capacity`, `stylist_jobs_running`.
+/// - `stylist_jobs_total{outcome}`: jobs that reached succeeded/failed/canceled since start.
+/// - `stylist_inference_seconds{model}`: engine time per succeeded job.
+/// - `stylist_engine_gflops{model}`: GFLOP/s of the most recent job of each model.
+/// - `stylist_styles_registered`, `stylist_style_code_cache_total{result="hit|miss"}`.
+public final class Metrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var requests: [String: Int] = [:]   // "route\u{0}method\u{0}status"
+    private var latency: [String: Histogram] = [:]
+    private var inference: [String: Histogram] = [:]
+    private var gflops: [String: Double] = [:]
+    private var codeCache: [String: Int] = ["hit": 0, "miss": 0]
+    static let latencyBounds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+    static let inferenceBounds = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300]
+
+    public init() {}
+
+    func recordRequest(route: String, method: String, status: Int, seconds: Double) {
+        lock.lock()
+        defer { lock.unlock() }
+        requests["\(route)\u{0}\(method)\u{0}\(status)", default: 0] += 1
+        latency[route, default: Histogram(bounds: Self.latencyBounds)].observe(seconds)
+    }
+
+    func recordInference(model: String, seconds: Double, flops: Double) {
+        lock.lock()
+        defer { lock.unlock() }
+        inference[model, default: Histogram(bounds: Self.inferenceBounds)].observe(seconds)
+        if seconds > 0 { gflops[model] = flops / 1e9 / seconds }
+    }
+
+    func recordStyleCode(hit: Bool) {
+        lock.lock()
+        codeCache[hit ? "hit" : "miss", default: 0] += 1
+        lock.unlock()
+    }
+
+    /// Every (route template, method, status) answered so far, with its count.
+    public func observedResponses() -> [(route: String, method: String, status: Int, count: Int)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return requests.map { key, count in
+            let p = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
+            return (p[0], p[1], Int(p[2]) ?? 0, count)
+        }.sorted { ($0.route, $0.method, $0.status) < ($1.route, $1.method, $1.status) }
+    }
+
+    /// The exposition text.
+    func render(jobs: JobStats, styles: Int) -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        var out = ""
+        out += "# HELP stylist_http_requests_total HTTP requests answered, by route template, method and status.\n"
+        out += "# TYPE stylist_http_requests_total counter\n"
+        for key in requests.keys.sorted() {
+            let p = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+            out += "stylist_http_requests_total{route=\"\(Self.escape(String(p[0])))\",method=\"\(p[1])\",status=\"\(p[2])\"} \(requests[key]!)\n"
+        }
+        out += "# HELP stylist_http_request_duration_seconds Time to answer a request, by route template.\n"
+        out += "# TYPE stylist_http_request_duration_seconds histogram\n"
+        for route in latency.keys.sorted() {
+            latency[route]!.render("stylist_http_request_duration_seconds", labels: "route=\"\(Self.escape(route))\"", into: &out)
+        }
+        out += "# HELP stylist_queue_depth Jobs waiting in the queue.\n# TYPE stylist_queue_depth gauge\n"
+        out += "stylist_queue_depth \(jobs.queued)\n"
+        out += "# HELP stylist_queue_capacity Queue capacity (queue_size).\n# TYPE stylist_queue_capacity gauge\n"
+        out += "stylist_queue_capacity \(jobs.capacity)\n"
+        out += "# HELP stylist_jobs_running Jobs being executed.\n# TYPE stylist_jobs_running gauge\n"
+        out += "stylist_jobs_running \(jobs.running)\n"
+        out += "# HELP stylist_jobs_total Jobs finished since start, by outcome.\n# TYPE stylist_jobs_total counter\n"
+        for outcome in [JobStatus.succeeded, .failed, .canceled] {
+            out += "stylist_jobs_total{outcome=\"\(outcome.rawValue)\"} \(jobs.finished[outcome] ?? 0)\n"
+        }
+        out += "# HELP stylist_inference_seconds Engine time of succeeded jobs, by model.\n"
+        out += "# TYPE stylist_inference_seconds histogram\n"
+        for model in inference.keys.sorted() {
+            inference[model]!.render("stylist_inference_seconds", labels: "model=\"\(Self.escape(model))\"", into: &out)
+        }
+        out += "# HELP stylist_engine_gflops Engine throughput of the most recent job, GFLOP/s, by model.\n"
+        out += "# TYPE stylist_engine_gflops gauge\n"
+        for model in gflops.keys.sorted() {
+            out += "stylist_engine_gflops{model=\"\(Self.escape(model))\"} \(Self.format(gflops[model]!))\n"
+        }
+        out += "# HELP stylist_styles_registered Registered styles.\n# TYPE stylist_styles_registered gauge\n"
+        out += "stylist_styles_registered \(styles)\n"
+        out += "# HELP stylist_style_code_cache_total Registered-style code lookups by jobs, by result.\n"
+        out += "# TYPE stylist_style_code_cache_total counter\n"
+        for r in ["hit", "miss"] { out += "stylist_style_code_cache_total{result=\"\(r)\"} \(codeCache[r] ?? 0)\n" }
+        return out
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    static func format(_ d: Double) -> String {
+        if d.isNaN { return "NaN" }
+        if d.isInfinite { return d > 0 ? "+Inf" : "-Inf" }
+        if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+        return "\(d)"
+    }
+}

@@ -1,1 +1,0 @@
-/// StylistService: config, router and the v1 API.

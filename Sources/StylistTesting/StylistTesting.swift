@@ -1,1 +1,0 @@
-/// StylistTesting: the real server on an ephemeral port, for tests.
