@@ -1,3 +1,25 @@
+// HTTPCore design notes (the decisions SPEC §3 leaves open).
+//
+// - One request at a time per connection: the next pipelined request is parsed only after the previous
+//   response has been written, so responses are in order by construction and `100 Continue` is never sent
+//   ahead of an earlier response. While a response is pending, up to 256 KiB of further input is buffered,
+//   then reading pauses (TCP back-pressure).
+// - Timeouts: `headerTimeout` bounds the whole head from its first byte (or from accept/TLS handshake for a
+//   new connection), so trickling bytes does not extend it; `bodyTimeout` is the longest silence between
+//   body reads; `idleTimeout` closes an idle keep-alive connection silently and also aborts a response
+//   write that makes no progress for that long. No timer runs while the responder works (long-polls, SSE).
+// - Every error the server produces itself is problem+json with `Connection: close`, followed by a lingering
+//   close (half-close, drain input for up to 2 s) so the client reads the answer instead of a reset.
+// - Strictness: HTTP/1.1 requests need exactly one Host; POST/PUT/PATCH need Content-Length or chunked
+//   (411); '.'/'..' path segments (also percent-encoded) and %00 are 400; any Content-Length or
+//   Transfer-Encoding ambiguity is 400 (gzip etc. before chunked is 501); chunk extensions and trailers are
+//   accepted, validated and dropped.
+// - Request bodies above `bodyMemoryThreshold` (or announced as larger) are written to a mkstemp file in
+//   `spoolDirectory` as they arrive and deleted after the response is sent (or when the connection dies
+//   while no responder holds them). A responder that wants to keep one must move or copy it.
+// - Beyond `maxConnections` a connection gets `503` + `Retry-After: 1` and is closed.
+// - SIGPIPE is ignored process-wide by `start()` (OpenSSL writes through write(2)).
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
