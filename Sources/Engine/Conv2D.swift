@@ -175,9 +175,8 @@ public final class Conv2D: @unchecked Sendable {
         let logicalHeight = input.height, logicalWidth = input.width
 
         Parallel.forRanges(outputRows.count, minChunk: 1) { chunk in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
-            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: input.rowScratchCount)
-            defer { scratch.deallocate(); tmp.deallocate() }
+          ScratchPool.shared.with(scratchCount + input.rowScratchCount) { scratch in
+            let tmp = scratch + scratchCount
             for i in chunk {
                 let y = outputRows.lowerBound + i
                 let oy = y - outputRowOffset
@@ -195,6 +194,7 @@ public final class Conv2D: @unchecked Sendable {
                              group: g, out: out, outRow: oy, relu: relu, ocTileWeights: ocTileWeights)
                 }
             }
+          }
         }
     }
 
@@ -214,9 +214,8 @@ public final class Conv2D: @unchecked Sendable {
         let logicalHeight = input.height, logicalWidth = input.width
 
         Parallel.forRanges(groups, minChunk: 1) { range in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: inPerGroup * planeLen)
-            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: input.rowScratchCount)
-            defer { scratch.deallocate(); tmp.deallocate() }
+          ScratchPool.shared.with(inPerGroup * planeLen + input.rowScratchCount) { scratch in
+            let tmp = scratch + inPerGroup * planeLen
             for g in range {
                 for ic in 0..<inPerGroup {
                     for r in 0..<paddedRows {
@@ -230,6 +229,7 @@ public final class Conv2D: @unchecked Sendable {
                              group: g, out: out, outRow: y, relu: relu, ocTileWeights: ocTileWeights)
                 }
             }
+          }
         }
     }
 

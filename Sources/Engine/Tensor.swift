@@ -21,8 +21,7 @@ public final class Tensor: @unchecked Sendable {
         let n = channels * height * width
         // Round up so SIMD tails may read (never write) a little past the end.
         let bytes = (n + 64) * MemoryLayout<Float>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        data = raw.bindMemory(to: Float.self, capacity: n + 64)
+        data = Memory.allocateFloats(n + 64)
         if zeroed { data.initialize(repeating: 0, count: n + 64) } else { (data + n).initialize(repeating: 0, count: 64) }
         MemoryAccounting.allocated(bytes)
     }
@@ -36,7 +35,7 @@ public final class Tensor: @unchecked Sendable {
 
     deinit {
         MemoryAccounting.freed((count + 64) * MemoryLayout<Float>.stride)
-        data.deallocate()
+        Memory.free(data)
     }
 
     /// Start of channel `c`'s plane.
