@@ -174,6 +174,7 @@ final class Connection {
             var response = HTTPResponse.problem(status: 503, title: "Service Unavailable",
                                                 detail: "The server has too many open connections; retry shortly.")
             response.headers["Retry-After"] = "1"
+            server.responder.serverRejected(status: 503, detail: "connection limit reached", head: nil, remoteAddress: remote)
             startResponse(response, for: nil)
             return
         }
@@ -451,6 +452,7 @@ final class Connection {
 
     /// A server-generated error: problem+json, then close.
     private func sendError(_ error: HTTPParserError) {
+        server.responder.serverRejected(status: error.status, detail: error.detail, head: head, remoteAddress: remote)
         keepAlive = false
         closeAfterResponse = true
         sink?.discard()

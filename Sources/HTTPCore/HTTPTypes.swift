@@ -233,6 +233,11 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: .bytes(data))
     }
 
+    /// A `text/plain; charset=utf-8` response.
+    public static func text(_ text: String, status: Int = 200) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: .bytes(Array(text.utf8)))
+    }
+
     /// The standard reason phrase for `status` ("OK", "Not Found"...), or "Unknown".
     public static func reasonPhrase(_ status: Int) -> String { httpReasonPhrase(status) }
 }
@@ -243,11 +248,16 @@ public protocol HTTPResponder: Sendable {
     func preflight(_ head: HTTPRequestHead) -> HTTPResponse?
     /// Answers a complete request; runs in a Task off the socket queues and may suspend for as long as it needs.
     func respond(to request: HTTPRequest) async -> HTTPResponse
+    /// Told about every error response the server produced itself (400, 408, 411, 413, 431, 501, 503, 505), for logs and metrics;
+    /// `head` is nil when the head was not parsed. Called on a connection queue: keep it short.
+    func serverRejected(status: Int, detail: String, head: HTTPRequestHead?, remoteAddress: String)
 }
 
 extension HTTPResponder {
     /// Default: accept every head.
     public func preflight(_ head: HTTPRequestHead) -> HTTPResponse? { nil }
+    /// Default: nothing.
+    public func serverRejected(status: Int, detail: String, head: HTTPRequestHead?, remoteAddress: String) {}
 }
 
 /// PEM certificate (chain) and private key paths that turn on HTTPS.

@@ -42,6 +42,10 @@ struct TestResponder: HTTPResponder {
         return nil
     }
 
+    func serverRejected(status: Int, detail: String, head: HTTPRequestHead?, remoteAddress: String) {
+        recorder.record("rejected \(status) \(head?.path ?? "-")")
+    }
+
     func text(_ s: String, _ extra: HTTPHeaders = [:]) -> HTTPResponse {
         var h = extra
         h["Content-Type"] = "text/plain"
@@ -238,6 +242,7 @@ final class ServerTests: XCTestCase {
         try c.send("GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 20000))\r\n\r\n")
         let r = try c.readResponse()
         XCTAssertEqual(r.status, 431)
+        XCTAssertEqual(recorder.spoolPaths, ["rejected 431 -"])
         XCTAssertEqual(r.headers["Content-Type"], "application/problem+json")
         XCTAssertEqual(r.headers["Connection"], "close")
         let json = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
@@ -281,6 +286,7 @@ final class ServerTests: XCTestCase {
         try c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         let r = try c.readResponse()
         XCTAssertEqual(r.status, 408)
+        XCTAssertEqual(recorder.spoolPaths, ["rejected 408 /echo"])
         XCTAssertEqual(r.headers["Connection"], "close")
         XCTAssertTrue(c.isClosedByPeer())
     }
