@@ -35,7 +35,7 @@ public enum HTTPServerError: Error, CustomStringConvertible, Sendable {
     case addressInUse(host: String, port: Int)
     /// The host could not be resolved.
     case cannotResolve(host: String, reason: String)
-    /// socket/bind/listen failed.
+    /// socket/bind/listen failed, or the spool directory is unusable.
     case socket(String)
     /// `start()` was called twice.
     case alreadyStarted
@@ -97,7 +97,13 @@ public final class HTTPServer: @unchecked Sendable {
         started = true
         lock.unlock()
         signal(SIGPIPE, SIG_IGN)
-        if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
+        do {
+            if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
+            try prepareSpoolDirectory()
+        } catch {
+            lock.lock(); started = false; lock.unlock()
+            throw error
+        }
 
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
@@ -168,6 +174,24 @@ public final class HTTPServer: @unchecked Sendable {
         logger.info("HTTP server listening", metadata: [
             "host": "\(configuration.host)", "port": "\(port)", "tls": "\(configuration.tls != nil)",
         ])
+    }
+
+    /// Creates the spool directory if needed and removes request-body spool files left by a crash (older than an hour).
+    private func prepareSpoolDirectory() throws {
+        let dir = configuration.spoolDirectory
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw HTTPServerError.socket("cannot create the spool directory \(dir): \(error.localizedDescription)")
+        }
+        guard access(dir, W_OK) == 0 else { throw HTTPServerError.socket("the spool directory \(dir) is not writable") }
+        let cutoff = Date().addingTimeInterval(-3600)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix("stylist-body-") {
+            let path = (dir as NSString).appendingPathComponent(name)
+            if let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified < cutoff {
+                unlink(path)
+            }
+        }
     }
 
     /// Closes the listening socket; open connections carry on.

@@ -545,4 +545,23 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(eventually({ server.connectionCount == 0 }, timeout: 10))
         // (Not draining the client socket here: with a 4 KiB receive window the kernel's zero-window probes make that slow.)
     }
+
+    func testMissingSpoolDirectoryIsCreatedAndStaleFilesRemoved() throws {
+        let nested = spool + "/nested/spool"
+        try FileManager.default.createDirectory(atPath: nested, withIntermediateDirectories: true)
+        let stale = nested + "/stylist-body-OLD123"
+        FileManager.default.createFile(atPath: stale, contents: Data([1]))
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-7200)], ofItemAtPath: stale)
+        let fresh = nested + "/stylist-body-NEW123"
+        FileManager.default.createFile(atPath: fresh, contents: Data([1]))
+        _ = try makeServer { $0.spoolDirectory = nested }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: stale))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: fresh), "a recent file may belong to another running server")
+        let created = spool + "/does/not/exist"
+        let server = try makeServer { $0.spoolDirectory = created }
+        let body = [UInt8](repeating: 7, count: 2 << 20)
+        let c = try RawClient(port: server.boundPort)
+        try c.send(Array("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+        XCTAssertEqual(try c.readResponse().headers["X-Body-Kind"], "file")
+    }
 }
