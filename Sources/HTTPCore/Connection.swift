@@ -335,7 +335,7 @@ final class Connection {
             // Nothing or a partial request: nobody left to answer.
             close()
         case .responding:
-            closeAfterResponse = true
+            // A half-closed client may still have pipelined requests buffered: serve them, then close.
             if streaming { close() }   // the client left an event stream
         case .lingering:
             close()
@@ -471,7 +471,7 @@ final class Connection {
         }
         let isHEAD = requestHead?.method == "HEAD"
         let version = requestHead?.version ?? .http1_1
-        var close = closeAfterResponse || !keepAlive || server.isShuttingDown || peerEOF
+        var close = closeAfterResponse || !keepAlive || server.isShuttingDown
             || response.headers.containsToken("Connection", "close")
         var headers = HTTPHeaders()
         for (name, value) in response.headers {
@@ -680,20 +680,26 @@ final class Connection {
         requestsServed += 1
         removeRequestSpool()
         head = nil
-        if closeAfterResponse || peerEOF || server.isShuttingDown {
+        if closeAfterResponse || server.isShuttingDown {
             lingeringClose()
+            return
+        }
+        if peerEOF && inputPos == input.count {
+            close()
             return
         }
         phase = .head
         closeAfterResponse = false
-        enableRead()
+        if !peerEOF { enableRead() }
         if inputPos < input.count {
             arm(.header, seconds: config.headerTimeout)
             // Asynchronously: a long run of pipelined requests refused by preflight must not recurse.
             queue.async { [self] in
                 guard phase == .head || phase == .body else { return }
                 process()
-                if phase == .head || phase == .body { readAvailable() }
+                if phase == .head || phase == .body {
+                    if peerEOF { close() } else { readAvailable() }   // an incomplete request after EOF
+                }
             }
         } else {
             arm(.idle, seconds: config.idleTimeout)

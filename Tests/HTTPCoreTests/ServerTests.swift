@@ -564,4 +564,15 @@ final class ServerTests: XCTestCase {
         try c.send(Array("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
         XCTAssertEqual(try c.readResponse().headers["X-Body-Kind"], "file")
     }
+
+    func testHalfClosedClientGetsAllPipelinedResponses() throws {
+        let server = try makeServer()
+        let c = try RawClient(port: server.boundPort)
+        try c.send("GET /slow?ms=100&n=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow?n=2 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        Glibc.shutdown(c.fd, Int32(SHUT_WR))
+        XCTAssertEqual(try c.readResponse().text, "slow 1")
+        XCTAssertEqual(try c.readResponse().text, "slow 2")
+        XCTAssertEqual(try c.readResponse().text, "hello")
+        XCTAssertTrue(c.isClosedByPeer())
+    }
 }
