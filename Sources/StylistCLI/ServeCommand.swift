@@ -40,8 +40,8 @@ struct ServeCommand: ParsableCommand {
             }
             let server = StylistServer(config: settings)
             if let file { server.logger.info("configuration read", metadata: ["file": "\(file)"]) }
-            try server.start()
 
+            // Signal handling is in place before the socket opens, so an early SIGTERM is graceful too.
             let done = DispatchSemaphore(value: 0)
             let signalQueue = DispatchQueue(label: "stylist.signals")
             var sources: [DispatchSourceSignal] = []
@@ -64,6 +64,7 @@ struct ServeCommand: ParsableCommand {
                 source.resume()
                 sources.append(source)
             }
+            try server.start()
             done.wait()
             withExtendedLifetime(sources) {}
         }

@@ -387,7 +387,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         do {
             try options.validate(styleCount: styleEntries.count)
         } catch let e as PipelineError {
-            throw APIError(400, e.description.prefix(1).uppercased() + e.description.dropFirst() + ".")
+            throw APIError(400, e.description + ".")
         }
 
         _ = try ImageCheck.probe(content.body, field: "content", maxPixels: config.maxPixels, maxSize: options.maxSize)

@@ -28,6 +28,7 @@ public final class StylistServer: @unchecked Sendable {
     var http: HTTPServer!
     private var lockFD: Int32 = -1
     private let stateLock = NSLock()
+    private let lifecycle = NSLock()   // start and shutdown never overlap (a signal during start waits for it)
     private var stopped = false
 
     /// A server for `config`; `hooks` are for tests; `logSink` receives log lines (default stderr).
@@ -50,6 +51,8 @@ public final class StylistServer: @unchecked Sendable {
     /// Opens everything and starts listening; throws a one-line error (`ConfigError`,
     /// `HTTPServerError`, storage errors) when it cannot.
     public func start() throws {
+        lifecycle.lock()
+        defer { lifecycle.unlock() }
         let data = dataDirectory
         let tmp = data.appendingPathComponent("tmp")
         do {
@@ -152,6 +155,8 @@ public final class StylistServer: @unchecked Sendable {
         if stopped { stateLock.unlock(); return }
         stopped = true
         stateLock.unlock()
+        lifecycle.lock()
+        defer { lifecycle.unlock() }
         let grace = grace ?? config.shutdownGraceSeconds
         logger.info("shutting down", metadata: ["grace_seconds": "\(grace)", "queued": "\(jobs?.stats().queued ?? 0)",
                                                 "running": "\(jobs?.stats().running ?? 0)"])

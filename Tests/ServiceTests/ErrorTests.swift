@@ -1,0 +1,147 @@
+import Foundation
+import HTTPCore
+import StylistService
+import StylistTesting
+import XCTest
+
+/// Every 4xx of SPEC §2 as a client meets it, each with a problem+json body.
+final class ErrorTests: ServiceTestCase {
+    func testBadParametersAre400() throws {
+        let server = try start()
+        let c = try server.client()
+        let content = try Golden.content(Golden.microast), style = try Golden.style(Golden.microast)
+        let cases: [([(String, String)], String)] = [
+            ([("model", "nope")], "Unknown model 'nope'"),
+            ([("model", "../models/microast")], "Unknown model"),
+            ([("alpha", "1.5")], "alpha"),
+            ([("alpha", "strong")], "alpha"),
+            ([("style_weights", "0.5,0.5")], "style_weights"),
+            ([("style_weights", "a")], "style_weights"),
+            ([("max_size", "8")], "max_size"),
+            ([("max_size", "100000")], "max_size"),
+            ([("format", "gif")], "format"),
+            ([("preserve_color", "maybe")], "preserve_color"),
+            ([("colour", "red")], "Unknown field 'colour'"),
+            ([("alpha", "0.5"), ("alpha", "0.6")], "more than once"),
+        ]
+        for (fields, text) in cases {
+            assertProblem(try c.post("/v1/jobs", form: jobForm(content: content, styles: [style], fields: fields)), 400, text)
+        }
+        assertProblem(try c.post("/v1/jobs", form: jobForm(content: content, styles: [])), 400, "style")
+        var noContent = MultipartForm()
+        noContent.file("style", style)
+        assertProblem(try c.post("/v1/jobs", form: noContent), 400, "content")
+        assertProblem(try c.post("/v1/jobs", form: jobForm(content: content, styles: [], styleIDs: ["unknown"])), 400, "style_id")
+        // Too small once resized: 96x64 at max_size 16 is 16x11.
+        assertProblem(try c.post("/v1/jobs", form: jobForm(content: content, styles: [style], fields: [("max_size", "16")])), 400, "at least 16")
+        // A malformed multipart body.
+        let bad = try c.request("POST", "/v1/jobs", headers: [("Content-Type", "multipart/form-data; boundary=xyz")],
+                                body: Array("--xyz\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nabc".utf8))
+        assertProblem(bad, 400)
+        XCTAssertEqual(try c.get("/healthz").status, 200, "the connection stays usable after a 400")
+    }
+
+    func testNotFoundGoneMethodAndConflict() throws {
+        let g = gate()
+        let server = try start(hooks: g.holdAtFirstLayer) { $0.jobTTLSeconds = 1 }
+        let c = try server.client()
+        assertProblem(try c.get("/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA"), 404)
+        assertProblem(try c.get("/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA/result"), 404)
+        assertProblem(try c.get("/nothing/here"), 404)
+        assertProblem(try c.get("/v1/styles/none"), 404)
+
+        let r405 = try c.request("PATCH", "/v1/jobs/abc", body: [])
+        assertProblem(r405, 405)
+        XCTAssertEqual(r405.headers["Allow"], "GET, HEAD, DELETE")
+        let post405 = try c.request("DELETE", "/v1/jobs")
+        assertProblem(post405, 405)
+        XCTAssertEqual(post405.headers["Allow"], "POST")
+
+        let id = try submit(c, jobForm(content: try Golden.content(Golden.microast), styles: [try Golden.style(Golden.microast)]))
+        XCTAssertTrue(g.waitForArrival(id))
+        let notReady = try c.get("/v1/jobs/\(id)/result")
+        assertProblem(notReady, 409, "not ready")
+        XCTAssertEqual(notReady.json?["job_status"] as? String, "running")
+        g.release()
+        XCTAssertEqual(try waitFor(c, id)["status"] as? String, "succeeded")
+        // job_ttl_seconds = 1: the finished job expires and its URLs answer 410.
+        XCTAssertTrue(try TestServer.eventually(timeout: 30) { try c.get("/v1/jobs/\(id)").status == 410 })
+        assertProblem(try c.get("/v1/jobs/\(id)"), 410, "expired")
+        assertProblem(try c.get("/v1/jobs/\(id)/result"), 410)
+        assertProblem(try c.get("/v1/jobs/\(id)/events"), 410)
+        assertProblem(try c.delete("/v1/jobs/\(id)"), 410)
+    }
+
+    func testImagesAreCheckedFromTheirHeaders() throws {
+        let server = try start { $0.maxMegapixels = 0.005 }   // 5000 pixels: 64x64 passes, 96x64 does not
+        let c = try server.client()
+        let small = try Golden.content("cd16x-sailboat-mondrian-a05")   // 64x64
+        let big = try Golden.content(Golden.microast)                   // 96x64
+        let style = try Golden.style(Golden.microast)                   // 64x64
+        assertProblem(try c.post("/v1/jobs", form: jobForm(content: big, styles: [style])), 413, "pixels")
+        assertProblem(try c.post("/v1/jobs", form: jobForm(content: Array("hello, not an image".utf8), styles: [style])), 415, "PNG or JPEG")
+        assertProblem(try c.post("/v1/jobs", form: jobForm(content: small, styles: [Array("GIF89a......".utf8)])), 415, "style 1")
+        // A PNG signature followed by garbage: the header cannot be read.
+        let corrupt: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + [UInt8](repeating: 0x42, count: 200)
+        assertProblem(try c.post("/v1/jobs", form: jobForm(content: corrupt, styles: [style])), 422, "content")
+        // A valid header with truncated pixel data is accepted, and the job fails with 422.
+        let truncated = Array(small.prefix(small.count / 2))
+        let id = try submit(c, jobForm(content: truncated, styles: [style]))
+        let job = try waitFor(c, id)
+        XCTAssertEqual(job["status"] as? String, "failed")
+        XCTAssertEqual((job["error"] as? [String: Any])?["status"] as? Int, 422, "\(job)")
+        assertProblem(try c.get("/v1/jobs/\(id)/result"), 409, "failed")
+        // Not multipart at all.
+        let json = try c.request("POST", "/v1/jobs", headers: [("Content-Type", "application/json")], body: Array("{}".utf8))
+        assertProblem(json, 415, "multipart")
+    }
+
+    func testAPIKeys() throws {
+        let server = try start { $0.apiKeys = ["s3cret", "other-key"] }
+        let anonymous = try HTTPClient(port: server.port)
+        let none = try anonymous.get("/v1/styles")
+        assertProblem(none, 401)
+        XCTAssertTrue(none.headers["WWW-Authenticate"]?.hasPrefix("Bearer") == true, none.description)
+        let wrong = try anonymous.get("/v1/styles", headers: [("Authorization", "Bearer nope")])
+        assertProblem(wrong, 401)
+        XCTAssertTrue(wrong.headers["WWW-Authenticate"]?.contains("invalid_token") == true)
+        assertProblem(try anonymous.get("/metrics"), 401)
+        assertProblem(try anonymous.get("/no/such/path"), 401)
+        // The upload is refused before its body is read.
+        let form = jobForm(content: try Golden.content(Golden.microast), styles: [try Golden.style(Golden.microast)])
+        let refused = try HTTPClient(port: server.port).postExpectingContinue("/v1/jobs", form: form)
+        XCTAssertNil(refused.interim)
+        assertProblem(refused.response, 401)
+        // Health endpoints stay open.
+        XCTAssertEqual(try anonymous.get("/healthz").status, 200)
+        XCTAssertEqual(try anonymous.get("/readyz").status, 200)
+        // The right key works.
+        let c = try server.client()
+        XCTAssertEqual(try c.get("/v1/styles").status, 200)
+        let ok = try anonymous.get("/v1/styles", headers: [("Authorization", "Bearer other-key")])
+        XCTAssertEqual(ok.status, 200)
+        let id = try submit(c, form)
+        XCTAssertEqual(try waitFor(c, id)["status"] as? String, "succeeded")
+    }
+
+    func testQueueFullIs429WithRetryAfter() throws {
+        let g = gate()
+        let server = try start(hooks: g.holdAtFirstLayer) { $0.queueSize = 1 }
+        let c = try server.client()
+        let form = jobForm(content: try Golden.content(Golden.microast), styles: [try Golden.style(Golden.microast)])
+        let running = try submit(c, form)
+        XCTAssertTrue(g.waitForArrival(running))
+        let queued = try submit(c, form)
+        let full = try c.post("/v1/jobs", form: form)
+        assertProblem(full, 429, "queue")
+        XCTAssertGreaterThanOrEqual(Int(full.headers["Retry-After"] ?? "") ?? 0, 1, full.description)
+        let ready = try c.get("/readyz")
+        assertProblem(ready, 503, "queue is full")
+        XCTAssertEqual((ready.json?["checks"] as? [String: Any])?["queue_not_full"] as? Bool, false)
+        XCTAssertEqual(try c.get("/healthz").status, 200)
+        g.release()
+        XCTAssertEqual(try waitFor(c, queued)["status"] as? String, "succeeded")
+        XCTAssertEqual(try c.get("/readyz").status, 200)
+        _ = try submit(c, form)
+    }
+}
