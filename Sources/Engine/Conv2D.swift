@@ -142,7 +142,7 @@ public final class Conv2D: @unchecked Sendable {
         let (ho, wo) = outputSize(height: input.height, width: input.width)
         let out = Tensor(channels: outChannels, height: ho, width: wo)
         if groups > 1 {
-            runGroupedPlanes(input, into: out)
+            runGroupedPlanes(input, into: out, outputRows: 0..<ho)
         } else {
             run(input, into: out, outputRows: 0..<ho)
         }
@@ -201,13 +201,15 @@ public final class Conv2D: @unchecked Sendable {
     /// Plane path (grouped and depthwise convolutions, few input channels per group): each group's
     /// input planes are padded and phase-split once into a per-thread scratch, then all of the group's
     /// output rows run from it. Rebuilding `kernel` rows per output row would cost more than the math.
-    func runGroupedPlanes(_ input: ConvInput, into out: Tensor) {
-        let wo = out.width, ho = out.height
+    /// Computes logical output rows `outputRows` into `out`, whose row 0 is logical row `outputRowOffset`.
+    public func runGroupedPlanes(_ input: ConvInput, into out: Tensor, outputRows: Range<Int>, outputRowOffset: Int = 0) {
+        let wo = out.width
         let k = kernel, s = stride, p = padding
         let (phaseWidth, taps) = phaseGeometry(outputWidth: wo)
         defer { taps.deallocate() }
         let rowLen = s * phaseWidth
-        let paddedRows = input.height + 2 * p
+        let firstPadded = outputRows.lowerBound * s                 // padded-row coordinates
+        let paddedRows = (outputRows.count - 1) * s + k
         let planeLen = paddedRows * rowLen
         let relu = activation == .relu
         let ocTileWeights = inPerGroup * k * k
@@ -219,18 +221,48 @@ public final class Conv2D: @unchecked Sendable {
             for g in range {
                 for ic in 0..<inPerGroup {
                     for r in 0..<paddedRows {
-                        let row = input.row(channel: g * inPerGroup + ic, logicalRow: reflect(r - p, logicalHeight), scratch: tmp)
+                        let logical = reflect(firstPadded + r - p, logicalHeight)
+                        let row = input.row(channel: g * inPerGroup + ic, logicalRow: logical, scratch: tmp)
                         fillPaddedRow(row: row, width: logicalWidth, pad: p, stride: s, phaseWidth: phaseWidth,
                                       into: scratch + ic * planeLen + r * rowLen)
                     }
                 }
-                for y in 0..<ho {
-                    runTiles(src: UnsafePointer(scratch + y * s * rowLen), channelStride: planeLen, rowStride: rowLen, taps: taps,
-                             group: g, out: out, outRow: y, relu: relu, ocTileWeights: ocTileWeights)
+                for (i, y) in outputRows.enumerated() {
+                    runTiles(src: UnsafePointer(scratch + i * s * rowLen), channelStride: planeLen, rowStride: rowLen, taps: taps,
+                             group: g, out: out, outRow: y - outputRowOffset, relu: relu, ocTileWeights: ocTileWeights)
                 }
             }
           }
         }
+    }
+
+    /// Logical output rows `rows` of this convolution as a band tensor (row 0 = `rows.lowerBound`).
+    /// `input` may itself be a band; it must hold `inputRows(for: rows, ...)`.
+    public func band(_ input: ConvInput, rows: Range<Int>) -> Tensor {
+        let wo = outputSize(height: input.height, width: input.width).width
+        let out = Tensor(channels: outChannels, height: rows.count, width: wo)
+        if kernel == 1 && stride == 1 && padding == 0 && input.mode == .identity {
+            precondition(input.rowOffset <= rows.lowerBound && rows.upperBound <= input.rowOffset + input.tensor.height, "pointwise band lacks rows")
+            if input.rowOffset == rows.lowerBound && input.tensor.height == rows.count {
+                runPointwise(input.tensor, into: out)
+            } else {
+                run(input, into: out, outputRows: rows, outputRowOffset: rows.lowerBound)
+            }
+        } else if groups > 1 {
+            runGroupedPlanes(input, into: out, outputRows: rows, outputRowOffset: rows.lowerBound)
+        } else {
+            run(input, into: out, outputRows: rows, outputRowOffset: rows.lowerBound)
+        }
+        return out
+    }
+
+    /// The logical input rows (of an input `inputHeight` rows tall) that output rows `rows` read,
+    /// reflection included.
+    public func inputRows(for rows: Range<Int>, inputHeight: Int) -> Range<Int> {
+        let lo = rows.lowerBound * stride - padding
+        let hi = (rows.upperBound - 1) * stride - padding + kernel
+        // Reflection at an edge reads rows within `padding` of it, which [0, hi) / [lo, H) already hold.
+        return max(0, lo)..<min(inputHeight, max(hi, padding + 1))
     }
 
     /// All output tiles of one group for one output row, x tiles outer.
@@ -288,6 +320,15 @@ public struct ConvInput {
     public var height: Int { fullHeight * scale }
     /// Logical width.
     public var width: Int { tensor.width * scale }
+    /// Source-tensor rows that logical rows `rows` are computed from.
+    public func sourceRows(for rows: Range<Int>) -> Range<Int> {
+        switch mode {
+        case .identity: return rows
+        case .nearest2x: return rows.lowerBound / 2..<((rows.upperBound - 1) / 2 + 1)
+        case .bilinear2x: return max(0, rows.lowerBound / 2 - 1)..<min(fullHeight, (rows.upperBound - 1) / 2 + 2)
+        }
+    }
+
     /// Floats of per-thread scratch `row` may use.
     var rowScratchCount: Int { 3 * tensor.width + 16 }
 

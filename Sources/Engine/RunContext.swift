@@ -28,7 +28,15 @@ public final class RunContext: @unchecked Sendable {
     public var recordTimings = false
     public private(set) var timings: [LayerTiming] = []
 
+    /// Force band processing with this many final rows per band (tests); nil lets the network decide.
+    public var forcedBandRows: Int?
+
     public init() {}
+
+    /// Throws `RunCanceled` if the run was canceled (for long layers that work in pieces).
+    public func checkCancellation() throws {
+        if isCanceled() { throw RunCanceled() }
+    }
 
     /// Runs one named layer: checks cancellation first, then times it and reports progress.
     @discardableResult

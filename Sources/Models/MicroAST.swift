@@ -6,6 +6,7 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
     /// One encoder (content or style): five convs and two residual blocks.
     struct Encoder {
         let convs: [Conv2DLayer]
+        let stem: BandedChain
         let res1: ResidualBlock
         let res2: ResidualBlock
 
@@ -17,14 +18,15 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
                 try st.conv(p + "enc1.6.conv_layer", inChannels: 32, outChannels: 64, kernel: 3, stride: 2, groups: 32, activation: .relu),
                 try st.conv(p + "enc1.8.conv_layer", inChannels: 64, outChannels: 64, kernel: 1, activation: .relu),
             ]
+            stem = BandedChain(name: p + "stem", stages: convs.map { .init(layer: $0, mode: .identity) })
             res1 = try ResidualBlock(st, p + "enc1.10")
             res2 = try ResidualBlock(st, p + "enc2.0")
         }
 
-        /// Features (x1, x2) at a quarter of the input size.
-        func callAsFunction(_ image: Tensor, _ ctx: RunContext) throws -> (Tensor, Tensor) {
-            var x = image
-            for layer in convs { x = try layer(x, ctx) }
+        /// Features (x1, x2) at a quarter of the input size. With `bandRows`, the full- and
+        /// half-resolution stem runs in bands of that many quarter-resolution rows.
+        func callAsFunction(_ image: Tensor, bandRows: Int?, _ ctx: RunContext) throws -> (Tensor, Tensor) {
+            let x = try stem(image, bandRows: bandRows, ctx)
             let x1 = try res1(x, ctx)
             return (x1, try res2(x1, ctx))
         }
@@ -75,6 +77,14 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
     let dec1: ResidualBlock
     let dec2: ResidualBlock
     let dec3: [Conv2DLayer]                 // 3.1, 3.3 | up | 3.6, 3.8 | 3.10
+    let tail: BandedChain                   // bilinear up, dec3.1, dec3.3, bilinear up, dec3.6, dec3.8, dec3.10
+
+    /// Content images above this many pixels run their full- and half-resolution layers in row bands,
+    /// which bounds memory for ultra-resolution jobs (a 4K job's 16-channel full-size activations alone are 530 MB each).
+    public static let bandThresholdPixels = 2_400_000
+    /// Final rows per band: quarter-resolution rows for the encoder stem, full-resolution rows for the decoder tail.
+    static let stemBandRows = 32
+    static let tailBandRows = 128
 
     /// Builds the network, checking every tensor's presence and shape.
     public init(weights st: SafeTensors) throws {
@@ -94,10 +104,21 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
             try st.conv("decoder.dec3.8.conv_layer", inChannels: 16, outChannels: 16, kernel: 1, activation: .relu),
             try st.conv("decoder.dec3.10.conv_layer", inChannels: 16, outChannels: 3, kernel: 9),
         ]
+        tail = BandedChain(name: "decoder.dec3", stages: [
+            .init(layer: dec3[0], mode: .bilinear2x), .init(layer: dec3[1], mode: .identity),
+            .init(layer: dec3[2], mode: .bilinear2x), .init(layer: dec3[3], mode: .identity),
+            .init(layer: dec3[4], mode: .identity),
+        ])
+    }
+
+    /// Band sizes for an image, or nil to run whole tensors.
+    func bands(_ image: Tensor, _ ctx: RunContext) -> (stem: Int, tail: Int)? {
+        if let forced = ctx.forcedBandRows { return (max(1, forced / 4), forced) }
+        return image.height * image.width > MicroAST.bandThresholdPixels ? (MicroAST.stemBandRows, MicroAST.tailBandRows) : nil
     }
 
     public func encodeStyle(_ image: Tensor, _ ctx: RunContext) throws -> StyleCode {
-        let (x1, x2) = try styleEncoder(image, ctx)
+        let (x1, x2) = try styleEncoder(image, bandRows: bands(image, ctx)?.stem, ctx)
         var v: [String: [Float]] = [:]
         (v["mean1"], v["std1"]) = Ops.meanStd(x1)
         (v["mean2"], v["std2"]) = Ops.meanStd(x2)
@@ -116,18 +137,14 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
             parts.append((try encodeStyle(content, ctx), 1 - alpha))
         }
         let mix = StyleCode.blend(parts.map { (code: $0.0, weight: $0.1) })
-        let (c1, c2) = try contentEncoder(content, ctx)
-        _ = c1
-        var y = try adain(c2, mix, level: "2", ctx)
+        let bands = bands(content, ctx)
+        var y = try contentEncoder(content, bandRows: bands?.stem, ctx).1   // x1 feeds only the style path
+        y = try adain(y, mix, level: "2", ctx)
         y = try dec1.modulated(y, w: mix.vector("w2"), b: mix.vector("b2"), ctx)
         y = try adain(y, mix, level: "1", ctx)
         y = try dec2.modulated(y, w: mix.vector("w1"), b: mix.vector("b1"), ctx)
         // Both bilinear upsamplings are fused into the grouped convs that follow them.
-        y = try dec3[0].upsampled(y, .bilinear2x, ctx)
-        y = try dec3[1](y, ctx)
-        y = try dec3[2].upsampled(y, .bilinear2x, ctx)
-        y = try dec3[3](y, ctx)
-        return try dec3[4](y, ctx)
+        return try tail(y, bandRows: bands?.tail, ctx)
     }
 
     func adain(_ x: Tensor, _ mix: StyleCode, level: String, _ ctx: RunContext) throws -> Tensor {

@@ -48,3 +48,25 @@ final class GoldenTests: XCTestCase {
         }
     }
 }
+
+final class BandedExecutionTests: XCTestCase {
+    /// The ultra-resolution path (row bands with halos) gives the golden result on a small image
+    /// forced through it, with bands small enough that every stage has interior and edge bands.
+    func testBandedMicroASTMatchesTheGoldenCases() throws {
+        let network = try ModelLoader.load(path: SharedData.modelsDirectory + "/microast.safetensors")
+        for name in ["microast-cornell-matisse", "microast-sailboat-brush-a06"] {
+            let st = try SafeTensors(contentsOf: SharedData.goldenDirectory + "/\(name).safetensors")
+            let alpha = Float(st.metadata["alpha"]!)!
+            for bandRows in [8, 12, 40] {
+                let ctx = RunContext()
+                ctx.forcedBandRows = bandRows
+                let out = try network.run(content: try tensor(st, "content"), styleImages: [try tensor(st, "style0")],
+                                          weights: [1], alpha: alpha, ctx)
+                let expected = try tensor(st, "output")
+                var maxDiff: Float = 0
+                for i in 0..<expected.count { maxDiff = max(maxDiff, abs(out.data[i] - expected.data[i])) }
+                XCTAssertLessThanOrEqual(maxDiff, Float(st.metadata["tolerance_max_abs"]!)!, "\(name) bands of \(bandRows)")
+            }
+        }
+    }
+}
