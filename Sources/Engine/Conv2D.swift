@@ -23,6 +23,14 @@ public final class Conv2D: @unchecked Sendable {
     let packed: UnsafeMutablePointer<Float>
     let packedCount: Int
     let biasValues: UnsafeMutablePointer<Float>
+    /// Winograd-transformed weights when this is a dense 3x3 conv with enough channels to pay off.
+    let winograd: WinogradWeights?
+
+    /// Dense 3x3 convs with at least this many input and output channels use Winograd F(2x2, 3x3).
+    public static let winogradMinChannels = 16
+
+    /// Global switch for Winograd (tests compare both paths; benchmarks can turn it off).
+    nonisolated(unsafe) public static var useWinograd = true
 
     static let tileChannels = 4
     static let tileVectors = 3
@@ -45,6 +53,10 @@ public final class Conv2D: @unchecked Sendable {
         let taps = kernel * kernel
         precondition(weight.count == outChannels * inPerGroup * taps, "weight count \(weight.count) != \(outChannels)x\(inPerGroup)x\(kernel)x\(kernel)")
         precondition(bias.count == outChannels, "bias count \(bias.count) != \(outChannels)")
+        let pad = padding ?? kernel / 2
+        let dense3x3 = kernel == 3 && stride == 1 && groups == 1 && pad == 1
+        let winogradEligible = dense3x3 && min(inChannels, outChannels) >= Conv2D.winogradMinChannels
+        winograd = winogradEligible ? WinogradWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         packedCount = weight.count
         packed = .allocate(capacity: packedCount)
         biasValues = .allocate(capacity: outChannels)
@@ -73,6 +85,7 @@ public final class Conv2D: @unchecked Sendable {
     deinit {
         packed.deallocate()
         biasValues.deallocate()
+        winograd?.deallocate()
     }
 
     /// Output spatial size for an input of `height` x `width`.
@@ -141,7 +154,9 @@ public final class Conv2D: @unchecked Sendable {
         precondition(input.tensor.channels == inChannels, "conv expects \(inChannels) channels, got \(input.tensor.shapeDescription)")
         let (ho, wo) = outputSize(height: input.height, width: input.width)
         let out = Tensor(channels: outChannels, height: ho, width: wo)
-        if groups > 1 {
+        if let winograd, Conv2D.useWinograd {
+            runWinograd(input, winograd, into: out)
+        } else if groups > 1 {
             runGroupedPlanes(input, into: out, outputRows: 0..<ho)
         } else {
             run(input, into: out, outputRows: 0..<ho)
