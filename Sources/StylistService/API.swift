@@ -149,6 +149,7 @@ final class API: HTTPResponder, @unchecked Sendable {
             response = APIError(404, "No resource at \(head.path).").response
         }
         finish(head, route: route, response: response, start: start, remote: request.remoteAddress)
+        response.headers.remove("X-Job-Id")   // only for the log line
         return response
     }
 
@@ -504,7 +505,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         _ = try lookup(id)
         let source = jobs.events(id: id)
         let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .unbounded)
-        let render: @Sendable (JobSnapshot) -> JSONValue = { [unowned self] in jobJSON($0) }
+        let render: @Sendable (JobSnapshot) -> JSONValue = { [self] in jobJSON($0) }   // the pump ends with the job (or at shutdown)
         let pump = Task {
             var last: JobStatus?
             continuation.yield(Array("retry: 3000\n\n".utf8))

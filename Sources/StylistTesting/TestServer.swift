@@ -21,8 +21,7 @@ public final class TestServer: @unchecked Sendable {
     public let dataDirectory: URL
     public private(set) var config: StylistConfig
     public private(set) var server: StylistServer
-    private let lock = NSLock()
-    private var _logLines: [String] = []
+    private let logBuffer = LogBuffer()
     private var ownsDataDirectory: Bool
     private var hooks: StylistHooks
     /// Every server instance this test server ran (one more per `restart`), for checking what they answered.
@@ -50,22 +49,11 @@ public final class TestServer: @unchecked Sendable {
         configure(&c)
         config = c
         self.hooks = hooks
-        server = StylistServer(config: c, hooks: hooks, logSink: nil)
-        server = StylistServer(config: c, hooks: hooks, logSink: makeSink())
+        server = StylistServer(config: c, hooks: hooks, logSink: logBuffer.sink)
         instances.append(server)
         try server.start()
     }
 
-    private func makeSink() -> @Sendable (String) -> Void {
-        let echo = ProcessInfo.processInfo.environment["STYLIST_TEST_LOG"] == "1"
-        return { [weak self] line in
-            guard let self else { return }
-            self.lock.lock()
-            self._logLines.append(line)
-            self.lock.unlock()
-            if echo { FileHandle.standardError.write(Data(line.utf8)) }
-        }
-    }
 
     deinit {
         server.shutdown(grace: 0)
@@ -76,7 +64,7 @@ public final class TestServer: @unchecked Sendable {
     public var port: Int { server.port }
 
     /// Log lines so far.
-    public var logLines: [String] { lock.lock(); defer { lock.unlock() }; return _logLines }
+    public var logLines: [String] { logBuffer.lines }
 
     /// A new keep-alive connection to the server.
     public func client(timeout: Double = 30) throws -> HTTPClient {
@@ -95,7 +83,7 @@ public final class TestServer: @unchecked Sendable {
         server.shutdown(grace: 0)
         if let hooks { self.hooks = hooks }
         configure(&config)
-        server = StylistServer(config: config, hooks: self.hooks, logSink: makeSink())
+        server = StylistServer(config: config, hooks: self.hooks, logSink: logBuffer.sink)
         instances.append(server)
         try server.start()
     }
@@ -109,6 +97,24 @@ public final class TestServer: @unchecked Sendable {
             usleep(20_000)
         }
         return try condition()
+    }
+}
+
+/// Log lines kept in memory (echoed to stderr when `STYLIST_TEST_LOG=1`).
+final class LogBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _lines: [String] = []
+    private let echo = ProcessInfo.processInfo.environment["STYLIST_TEST_LOG"] == "1"
+
+    var lines: [String] { lock.lock(); defer { lock.unlock() }; return _lines }
+
+    var sink: @Sendable (String) -> Void {
+        { [self] line in
+            lock.lock()
+            _lines.append(line)
+            lock.unlock()
+            if echo { FileHandle.standardError.write(Data(line.utf8)) }
+        }
     }
 }
 
