@@ -4,7 +4,7 @@ import XCTest
 /// Runs the real `stylist` binary the way a user does.
 final class CLITests: XCTestCase {
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    var shared: String { CLITests.repoRoot.appendingPathComponent("../shared").standardized.path }
+    var shared: String { ProcessInfo.processInfo.environment["STYLIST_SHARED"] ?? CLITests.repoRoot.appendingPathComponent("../shared").standardized.path }
 
     var binary: URL {
         // The test runner (…/debug/StylistPackageTests.xctest) sits next to the built products.

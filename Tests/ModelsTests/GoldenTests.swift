@@ -6,10 +6,10 @@ import XCTest
 /// Where the shared models and golden cases live, relative to this repository (SPEC §5).
 enum SharedData {
     static let repoRoot = URL(fileURLWithPath: ProcessInfo.processInfo.environment["STYLIST_REPO"] ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
-    static var modelsDirectory: String {
-        ProcessInfo.processInfo.environment["STYLIST_MODELS"] ?? repoRoot.appendingPathComponent("../shared/models").standardized.path
-    }
-    static var goldenDirectory: String { repoRoot.appendingPathComponent("../shared/golden").standardized.path }
+    /// `STYLIST_SHARED`, else `../shared` next to the checkout (SPEC §5).
+    static var shared: String { ProcessInfo.processInfo.environment["STYLIST_SHARED"] ?? repoRoot.appendingPathComponent("../shared").standardized.path }
+    static var modelsDirectory: String { shared + "/models" }
+    static var goldenDirectory: String { shared + "/golden" }
     static func goldenCases() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: goldenDirectory)
             .filter { $0.hasSuffix(".safetensors") }.map { String($0.dropLast(".safetensors".count)) }.sorted()

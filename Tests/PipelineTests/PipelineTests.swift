@@ -8,9 +8,11 @@ import XCTest
 enum Shared {
     static let repoRoot = URL(fileURLWithPath: ProcessInfo.processInfo.environment["STYLIST_REPO"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
-    static var models: String { repoRoot.appendingPathComponent("../shared/models").standardized.path }
-    static var golden: String { repoRoot.appendingPathComponent("../shared/golden").standardized.path }
-    static var images: String { repoRoot.appendingPathComponent("../shared/images").standardized.path }
+    /// `STYLIST_SHARED`, else `../shared` next to the checkout (SPEC §5).
+    static var shared: String { ProcessInfo.processInfo.environment["STYLIST_SHARED"] ?? repoRoot.appendingPathComponent("../shared").standardized.path }
+    static var models: String { shared + "/models" }
+    static var golden: String { shared + "/golden" }
+    static var images: String { shared + "/images" }
     static func bytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
 }
 
