@@ -38,10 +38,13 @@ final class OperationsTests: ServiceTestCase {
             XCTAssertTrue(Double(value) != nil || value == "+Inf" || value == "NaN", "bad sample: \(line)")
         }
         // One structured log line per request and per job transition.
+        // (The job's line is written just after its state changes: wait for it.)
+        XCTAssertTrue(TestServer.eventually(timeout: 10) {
+            server.logLines.contains { $0.contains("job finished") && $0.contains("status=succeeded") && $0.contains("job=\(id)") }
+        }, "\(server.logLines)")
         let logs = server.logLines
         XCTAssertTrue(logs.contains { $0.contains("request") && $0.contains("route=/v1/jobs ") && $0.contains("status=202") }, "\(logs)")
         XCTAssertTrue(logs.contains { $0.contains("job started") && $0.contains("job=\(id)") })
-        XCTAssertTrue(logs.contains { $0.contains("job finished") && $0.contains("status=succeeded") && $0.contains("job=\(id)") })
     }
 
     func testJSONLogFormat() throws {
@@ -97,7 +100,7 @@ final class OperationsTests: ServiceTestCase {
         let job = try waitFor(try server.client(), id)
         XCTAssertEqual(job["status"] as? String, "succeeded")
         XCTAssertEqual(job["finished_at"] as? String != nil, true)
-        XCTAssertTrue(server.logLines.contains { $0.contains("job finished") && $0.contains(id) })
+        XCTAssertTrue(TestServer.eventually(timeout: 10) { server.logLines.contains { $0.contains("job finished") && $0.contains(id) } })
     }
 
     /// The real binary: `stylist serve`, SIGTERM, exit status 0.
