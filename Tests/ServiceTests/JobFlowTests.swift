@@ -95,26 +95,24 @@ final class JobFlowTests: ServiceTestCase {
     /// `?wait=N` answers as soon as the job changes, and no later than N (capped by config).
     func testWaitReturnsOnChangeAndIsCapped() throws {
         let g = gate()
-        let server = try start(hooks: g.holdAtFirstLayer) { $0.waitCapSeconds = 2 }
+        let server = try start(hooks: g.holdAtFirstLayer) { $0.waitCapSeconds = 3 }
+        // (wait_cap_seconds 3: the ?wait=30 below is also capped; the job finishes well within it.)
         let c = try server.client()
         let id = try submit(c, jobForm(content: try Golden.content(Golden.microast), styles: [try Golden.style(Golden.microast)]))
         XCTAssertTrue(g.waitForArrival(id))
-        // The job is held: a long wait is capped at 2 s and returns the unchanged job.
+        // The job is held: a long wait is capped at 3 s and returns the unchanged job.
         let t0 = Date()
         let held = try c.get("/v1/jobs/\(id)?wait=300")
         let waited = Date().timeIntervalSince(t0)
         XCTAssertEqual(held.status, 200)
         XCTAssertEqual(held.json?["status"] as? String, "running")
-        XCTAssertGreaterThanOrEqual(waited, 1.5)
+        XCTAssertGreaterThanOrEqual(waited, 2.5)
         XCTAssertLessThan(waited, 30)
-        // A wait in progress is answered when the job moves on.
-        let version = held.json?["progress"] as? Double
+        // A wait in progress is answered when the status changes (not at the next progress report).
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { g.release() }
-        let moved = try c.get("/v1/jobs/\(id)?wait=2")
+        let moved = try c.get("/v1/jobs/\(id)?wait=30")
         XCTAssertEqual(moved.status, 200)
-        let changed = (moved.json?["progress"] as? Double) != version || (moved.json?["status"] as? String) != "running"
-        XCTAssertTrue(changed, "wait answered without a change: \(moved)")
-        XCTAssertEqual(try waitFor(c, id)["status"] as? String, "succeeded")
+        XCTAssertEqual(moved.json?["status"] as? String, "succeeded", "wait answered before the status changed: \(moved)")
         // A finished job answers a wait at once.
         let t1 = Date()
         XCTAssertEqual(try c.get("/v1/jobs/\(id)?wait=2").status, 200)
