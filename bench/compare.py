@@ -33,6 +33,13 @@ def ort(py, onnx_path, size, runs, min_seconds):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def matmul_ceiling(py):
+    """numpy/OpenBLAS float32 matmul GFLOP/s with 2 threads, measured by bench_ort.py's own code."""
+    code = "import sys; sys.path.insert(0, %r); import bench_ort, json; print(json.dumps(bench_ort.matmul_peak(2, (2048,))))" % os.path.dirname(ORT_BENCH)
+    p = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(p.stdout.strip().splitlines()[-1])["2048"]["median_gflops"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -43,6 +50,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="timed runs per process (after warm-up)")
     ap.add_argument("--min-seconds", type=float, default=2.0, help="ORT worker: timed runs cover at least this long")
     ap.add_argument("--dir", default="/tmp/stylist-ort")
+    ap.add_argument("--ceiling", action="store_true", help="also measure the sgemm ceiling and our dense 3x3 convs against it")
     a = ap.parse_args()
     models, sizes = a.models.split(","), [int(s) for s in a.sizes.split(",")]
     os.makedirs(a.dir, exist_ok=True)
@@ -61,6 +69,15 @@ def main():
                 print(f"| {m} | {s} | {r + 1} | {x['median_s'] * 1e3:.0f} | {y['median_s'] * 1e3:.0f} | {ratio:.2f} | "
                       f"{x['peak_rss_mb']:.0f} | {y['peak_rss_mb']:.0f} |", flush=True)
             summary.append((m, s, statistics.median(ratios), ratios))
+    if a.ceiling:
+        ceiling = matmul_ceiling(a.python)
+        print(f"\nnumpy/OpenBLAS sgemm 2048^2, 2 threads (bench_ort.matmul_peak): median {ceiling:.1f} GFLOP/s")
+        for m in models:
+            for s in sizes:
+                x = ours(a.binary, m, s, a.runs)
+                if x.get("conv3x3_s"):
+                    rate = x["conv3x3_gflop"] / x["conv3x3_s"]
+                    print(f"  {m} {s}: dense 3x3 convs {rate:.1f} GFLOP/s (direct-conv FLOPs) = {100 * rate / ceiling:.0f}% of sgemm")
     print("\n| model | size | median ratio ours/ORT | ratios |")
     print("|---|---|---|---|")
     for m, s, med, rs in summary:

@@ -11,6 +11,8 @@ public struct LayerTiming: Sendable {
     public let name: String
     public let seconds: Double
     public let flops: Double
+    /// What ran, e.g. "conv3x3" (for aggregating by kind); empty for other ops.
+    public let kind: String
 }
 
 /// Carries progress reporting, cancellation and per-layer timing through one inference run.
@@ -40,13 +42,13 @@ public final class RunContext: @unchecked Sendable {
 
     /// Runs one named layer: checks cancellation first, then times it and reports progress.
     @discardableResult
-    public func layer<T>(_ name: String, flops: Double, _ body: () throws -> T) throws -> T {
+    public func layer<T>(_ name: String, flops: Double, kind: String = "", _ body: () throws -> T) throws -> T {
         if isCanceled() { throw RunCanceled() }
         let start = recordTimings ? DispatchTime.now().uptimeNanoseconds : 0
         let result = try body()
         if recordTimings {
             let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            timings.append(LayerTiming(name: name, seconds: s, flops: flops))
+            timings.append(LayerTiming(name: name, seconds: s, flops: flops, kind: kind))
         }
         doneFlops += flops
         if let onProgress, plannedFlops > 0 { onProgress(min(1, doneFlops / plannedFlops)) }

@@ -7,14 +7,19 @@ struct Conv2DLayer: Sendable {
 
     func callAsFunction(_ x: Tensor, _ ctx: RunContext) throws -> Tensor {
         let (h, w) = conv.outputSize(height: x.height, width: x.width)
-        return try ctx.layer(name, flops: conv.flops(outputHeight: h, outputWidth: w)) { conv(x) }
+        return try ctx.layer(name, flops: conv.flops(outputHeight: h, outputWidth: w), kind: kind) { conv(x) }
+    }
+
+    /// "conv3x3", "conv9x9 g16 s2", ... for per-kind aggregation in benchmarks.
+    var kind: String {
+        "conv\(conv.kernel)x\(conv.kernel)" + (conv.groups > 1 ? " g\(conv.groups)" : "") + (conv.stride > 1 ? " s\(conv.stride)" : "")
     }
 
     /// The layer applied to `x` upsampled 2x (fused into the convolution's input fetch).
     func upsampled(_ x: Tensor, _ mode: ConvInput.Mode, _ ctx: RunContext) throws -> Tensor {
         let input = ConvInput(x, mode: mode)
         let (h, w) = conv.outputSize(height: input.height, width: input.width)
-        return try ctx.layer(name, flops: conv.flops(outputHeight: h, outputWidth: w)) { conv(input) }
+        return try ctx.layer(name, flops: conv.flops(outputHeight: h, outputWidth: w), kind: kind) { conv(input) }
     }
 
     /// FLOPs and output size for an input of the given size (for progress planning).
