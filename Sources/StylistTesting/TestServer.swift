@@ -1,12 +1,16 @@
 import Foundation
 import StylistService
 
-/// Paths of the repository and of `../shared` (models, golden cases), found from this file's
-/// location, or from `STYLIST_REPO` when set.
+/// Paths of the repository (this file's location, or `STYLIST_REPO`) and of the shared data
+/// (models, golden cases: `STYLIST_SHARED`, else `../shared` next to the repository).
 public enum TestPaths {
     public static let repoRoot: URL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["STYLIST_REPO"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
-    public static var shared: URL { repoRoot.appendingPathComponent("../shared").standardized }
+    /// `STYLIST_SHARED`, else `../shared` next to the checkout (SPEC §5).
+    public static var shared: URL {
+        if let env = ProcessInfo.processInfo.environment["STYLIST_SHARED"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        return repoRoot.appendingPathComponent("../shared").standardized
+    }
     public static var models: String { shared.appendingPathComponent("models").path }
     public static var golden: String { shared.appendingPathComponent("golden").path }
     public static var images: String { shared.appendingPathComponent("images").path }
