@@ -373,7 +373,7 @@ public struct ConvInput {
             let v = scratch + 2 * w + 8
             var i = 0
             let q = SIMD8<Float>(repeating: 0.25), t = SIMD8<Float>(repeating: 0.75)
-            while i + 8 <= w { var x = load8(a + i) * t; x.addProduct(q, load8(b + i)); store8(x, v + i); i += 8 }
+            while i + 8 <= w { var x = load8(a + i) * t; madd(&x, q, load8(b + i)); store8(x, v + i); i += 8 }
             while i < w { v[i] = 0.75 * a[i] + 0.25 * b[i]; i += 1 }
             scratch[0] = v[0]
             for i in 0..<(w - 1) {
@@ -502,18 +502,18 @@ func convTile(_ T: Int, _ a: TileArgs) {
             let p = rp + a.taps[kx]
             let v0 = load8(p), v1 = load8(p + 8), v2 = load8(p + 16)
             let w0 = SIMD8<Float>(repeating: wp[0])
-            a00.addProduct(w0, v0); a01.addProduct(w0, v1); a02.addProduct(w0, v2)
+            madd(&a00, w0, v0); madd(&a01, w0, v1); madd(&a02, w0, v2)
             if T > 1 {
                 let w1 = SIMD8<Float>(repeating: wp[1])
-                a10.addProduct(w1, v0); a11.addProduct(w1, v1); a12.addProduct(w1, v2)
+                madd(&a10, w1, v0); madd(&a11, w1, v1); madd(&a12, w1, v2)
             }
             if T > 2 {
                 let w2 = SIMD8<Float>(repeating: wp[2])
-                a20.addProduct(w2, v0); a21.addProduct(w2, v1); a22.addProduct(w2, v2)
+                madd(&a20, w2, v0); madd(&a21, w2, v1); madd(&a22, w2, v2)
             }
             if T > 3 {
                 let w3 = SIMD8<Float>(repeating: wp[3])
-                a30.addProduct(w3, v0); a31.addProduct(w3, v1); a32.addProduct(w3, v2)
+                madd(&a30, w3, v0); madd(&a31, w3, v1); madd(&a32, w3, v2)
             }
             wp += T
         }
@@ -544,4 +544,15 @@ func storeTileRow(_ v0: SIMD8<Float>, _ v1: SIMD8<Float>, _ v2: SIMD8<Float>, ch
             for i in 0..<a.valid { dst[i] = f[i] }
         }
     }
+}
+
+/// acc += a * b. One fused vfmadd in AVX2+FMA builds; a separate multiply and add in portable
+/// builds, where `addProduct` would have to emulate an exact fused multiply-add in software.
+@inline(__always)
+func madd<V: SIMD>(_ acc: inout V, _ a: V, _ b: V) where V.Scalar: FloatingPoint {
+    #if STYLIST_AVX2_BUILD
+    acc.addProduct(a, b)
+    #else
+    acc += a * b
+    #endif
 }

@@ -105,7 +105,7 @@ public enum Ops {
         i = 0
         while i + 8 <= n {
             let d = SIMD8<Double>(load8(p + i)) - m8
-            sq.addProduct(d, d)
+            madd(&sq, d, d)
             i += 8
         }
         var ss = sq.sum()
@@ -132,7 +132,7 @@ public enum Ops {
                 let p = x.plane(c)
                 let a = SIMD8<Float>(repeating: scale[c]), b = SIMD8<Float>(repeating: shift[c])
                 var i = 0
-                while i + 8 <= n { var v = b; v.addProduct(a, load8(p + i)); store8(v, p + i); i += 8 }
+                while i + 8 <= n { var v = b; madd(&v, a, load8(p + i)); store8(v, p + i); i += 8 }
                 while i < n { p[i] = p[i] * scale[c] + shift[c]; i += 1 }
             }
         }
@@ -150,7 +150,7 @@ public enum Ops {
                 var i = 0
                 while i + 8 <= n {
                     var v = load8(pa + i) * va
-                    v.addProduct(vb, load8(pb + i))
+                    madd(&v, vb, load8(pb + i))
                     if relu { v = pointwiseMax(v, SIMD8<Float>()) }
                     store8(v, po + i)
                     i += 8
