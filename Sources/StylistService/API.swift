@@ -20,11 +20,11 @@ import StylePipeline
 ///   `Idempotency-Replayed: true`; same key + different digest: `422`.
 /// - **queue_position** is 1-based among queued jobs (1 = the next job a worker takes), `null`
 ///   unless the job is queued. FIFO, so it only decreases.
-/// - **?wait=N** holds the answer until the job's *status* changes (queued -> running ->
-///   succeeded/failed/canceled) or N seconds pass; progress and queue-position changes do not
-///   end the wait (the SSE stream carries those), so `curl ...?wait=30` on a running job answers
-///   with the finished job. N is capped at `wait_cap_seconds` (default 60) silently; a finished
-///   job answers at once.
+/// - **?wait=N** holds the answer until the job has finished (succeeded, failed or canceled)
+///   or N seconds pass, so `curl ...?wait=30` right after the POST answers with the finished job
+///   even when it was still queued; intermediate changes (running, progress, queue position) are
+///   on the SSE stream. N is capped at `wait_cap_seconds` (default 60) silently; a finished job
+///   answers at once.
 /// - **DELETE** of a queued job cancels it at once (`200`, the job with status `canceled`); of
 ///   a running job asks it to stop at its next layer (`202`, status still `running`); of a
 ///   finished job deletes it and its files (`204`); afterwards the id is `404`.
@@ -435,9 +435,8 @@ final class API: HTTPResponder, @unchecked Sendable {
             }
             let timeout = min(seconds, config.waitCapSeconds)
             let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeout * 1e9)
-            let initial = snap.record.status
-            // Progress and queue-position changes do not end the wait (SSE streams those).
-            while !snap.record.status.isTerminal && snap.record.status == initial {
+            // Only the end of the job ends the wait; intermediate changes are on the SSE stream.
+            while !snap.record.status.isTerminal {
                 let now = DispatchTime.now().uptimeNanoseconds
                 guard now < deadline, !Task.isCancelled else { break }
                 guard let changed = await jobs.waitForChange(id: id, after: snap.version, timeout: Double(deadline - now) / 1e9) else {
