@@ -26,6 +26,9 @@ public final class Conv2D: @unchecked Sendable {
     /// Winograd-transformed weights when this is a dense 3x3 conv with enough channels to pay off.
     let winograd: WinogradWeights?
 
+    /// Winograd task size: tiles x (in + out channels) per task (tunable for benchmarks).
+    nonisolated(unsafe) public static var winogradTileBudget = 49152
+
     /// Dense 3x3 convs with at least this many input and output channels use Winograd F(2x2, 3x3).
     public static let winogradMinChannels = 16
 

@@ -48,13 +48,18 @@ extension Conv2D {
         let c = inChannels, oc = outChannels
         let tilesX = (w + 1) / 2, tilesY = (h + 1) / 2
         let rowTiles = (tilesX + 7) / 8 * 8                       // tiles per tile row, SIMD-padded
-        let tileRowsPerTask = max(1, min(tilesY, 384 / rowTiles))  // ~256-384 tiles per matrix product
-        let n = tileRowsPerTask * rowTiles
+        // A task is a block of tile rows x a chunk of tile columns, sized so its transformed
+        // inputs and products (16 x (c + oc) x tiles floats) stay near L2 instead of spilling to L3.
+        let target = max(48, Conv2D.winogradTileBudget / max(1, c + oc))
+        let chunk = min(rowTiles, max(8, target / 8 * 8))          // tile columns per task
+        let columnChunks = (rowTiles + chunk - 1) / chunk
+        let tileRowsPerTask = max(1, min(tilesY, target / chunk))
+        let n = tileRowsPerTask * chunk
         let nPad = (n + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
         let phaseWidth = rowTiles + 16                             // even/odd padded columns per input row
         let vCount = 16 * c * nPad, mCount = 16 * oc * nPad
         let rowsCount = 4 * 2 * phaseWidth
-        let tasks = (tilesY + tileRowsPerTask - 1) / tileRowsPerTask
+        let tasks = (tilesY + tileRowsPerTask - 1) / tileRowsPerTask * columnChunks
         let relu = activation == .relu
         let zeroTap = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         zeroTap.initialize(to: 0)
@@ -66,7 +71,9 @@ extension Conv2D {
           ScratchPool.shared.with(vCount + mCount + rowsCount + input.rowScratchCount) { scratch in
             let vBuf = scratch, mBuf = scratch + vCount, rows = mBuf + mCount, tmp = rows + rowsCount
             for task in range {
-                let ty0 = task * tileRowsPerTask
+                let ty0 = task / columnChunks * tileRowsPerTask
+                let tx0 = task % columnChunks * chunk
+                let ncols = min(chunk, rowTiles - tx0)              // multiple of 8
                 let nty = min(tileRowsPerTask, tilesY - ty0)
                 // Input transform.
                 for ic in 0..<c {
@@ -77,15 +84,15 @@ extension Conv2D {
                             fillPaddedRow(row: src, width: w, pad: 1, stride: 2, phaseWidth: phaseWidth, into: rows + i * 2 * phaseWidth)
                         }
                         var t0 = 0
-                        while t0 < rowTiles {
-                            transformInputTiles(rows: rows, phaseWidth: phaseWidth, t0: t0,
-                                                into: vBuf + ic * nPad + lr * rowTiles + t0, xiStride: c * nPad)
+                        while t0 < ncols {
+                            transformInputTiles(rows: rows, phaseWidth: phaseWidth, t0: tx0 + t0,
+                                                into: vBuf + ic * nPad + lr * ncols + t0, xiStride: c * nPad)
                             t0 += 8
                         }
                     }
                 }
                 // 16 matrix products: M[xi] (oc x tiles) = U[xi] (oc x c) * V[xi] (c x tiles).
-                let tiles = nty * rowTiles
+                let tiles = nty * ncols
                 for xi in 0..<16 {
                     let v = UnsafePointer(vBuf + xi * c * nPad)
                     let u = wg.packed + xi * oc * c
@@ -115,10 +122,10 @@ extension Conv2D {
                     for lr in 0..<nty {
                         let y0 = 2 * (ty0 + lr)
                         var t0 = 0
-                        while t0 < tilesX {
-                            let m = UnsafePointer(mBuf + o * nPad + lr * rowTiles + t0)
+                        while t0 < ncols && tx0 + t0 < tilesX {
+                            let m = UnsafePointer(mBuf + o * nPad + lr * ncols + t0)
                             let (r0, r1) = transformOutputTiles(m, xiStride: oc * nPad, bias: bias, relu: relu)
-                            let x = 2 * t0
+                            let x = 2 * (tx0 + t0)
                             writePairs(r0, out.plane(o) + y0 * w, x: x, width: w)
                             if y0 + 1 < h { writePairs(r1, out.plane(o) + (y0 + 1) * w, x: x, width: w) }
                             t0 += 8

@@ -32,6 +32,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Engine threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("winograd-budget"), help: ArgumentHelp("Winograd task size in tiles x channels (tuning).", visibility: .hidden))
+    var winogradBudget: Int?
+
+    @Flag(name: .customLong("no-winograd"), help: "Direct convolution only (for comparison).")
+    var noWinograd = false
+
     @Flag(name: .customLong("no-layers"), help: "Skip the per-layer table.")
     var noLayers = false
 
@@ -39,6 +45,8 @@ struct BenchCommand: ParsableCommand {
         try reportingErrors {
             guard size >= 16, runs >= 1 else { throw CLIError("--size must be >= 16 and --runs >= 1") }
             if let threads { Parallel.threadCount = max(1, threads) }
+            if let winogradBudget { Conv2D.winogradTileBudget = max(1, winogradBudget) }
+            if noWinograd { Conv2D.useWinograd = false }
             guard let dir = ModelCatalog.locateDirectory(explicit: models) else { throw CLIError("no models directory found") }
             let network = try ModelCatalog(directory: dir).network(named: model)
             let images = URL(fileURLWithPath: dir).appendingPathComponent("../images").standardized.path
