@@ -137,12 +137,7 @@ public final class Conv2D: @unchecked Sendable {
                             let args = TileArgs(src: src + x0, channels: inPerGroup, channelStride: n, kh: 1, rowStride: 0, kw: 1, taps: zeroTap,
                                                 weights: wp, out: out.plane(oc) + x0, outStride: n,
                                                 bias: biasValues + oc, relu: relu, valid: valid)
-                            switch tile {
-                            case 4: convTile(4, args)
-                            case 3: convTile(3, args)
-                            case 2: convTile(2, args)
-                            default: convTile(1, args)
-                            }
+                            convTile(channels: tile, args)
                             wp += tile * inPerGroup
                             t0 += tile
                         }
@@ -301,12 +296,7 @@ public final class Conv2D: @unchecked Sendable {
                                     rowStride: rowStride, kw: kernel, taps: taps,
                                     weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
                                     bias: biasValues + oc, relu: relu, valid: valid)
-                switch tile {
-                case 4: convTile(4, args)
-                case 3: convTile(3, args)
-                case 2: convTile(2, args)
-                default: convTile(1, args)
-                }
+                convTile(channels: tile, args)
                 wp += tile * ocTileWeights
                 t0 += tile
             }
@@ -486,6 +476,17 @@ func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
 @inline(__always)
 func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// The micro-kernel specialised for a tile of `channels` (1...4) output channels.
+@inline(__always)
+func convTile(channels: Int, _ args: TileArgs) {
+    switch channels {
+    case 4: convTile(4, args)
+    case 3: convTile(3, args)
+    case 2: convTile(2, args)
+    default: convTile(1, args)
+    }
 }
 
 /// The micro-kernel: `T` output channels (1...4) x 24 pixels, twelve SIMD8 accumulators at most.

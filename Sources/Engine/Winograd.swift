@@ -105,12 +105,7 @@ extension Conv2D {
                             let args = TileArgs(src: v + x0, channels: c, channelStride: nPad, kh: 1, rowStride: 0, kw: 1, taps: zeroTap,
                                                 weights: u + t0 * c, out: mBuf + (xi * oc + t0) * nPad + x0, outStride: nPad,
                                                 bias: zeros, relu: false, valid: valid)
-                            switch tile {
-                            case 4: convTile(4, args)
-                            case 3: convTile(3, args)
-                            case 2: convTile(2, args)
-                            default: convTile(1, args)
-                            }
+                            convTile(channels: tile, args)
                             t0 += tile
                         }
                         x0 += Conv2D.tilePixels

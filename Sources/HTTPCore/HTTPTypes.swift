@@ -306,7 +306,8 @@ public struct HTTPServerConfiguration: Sendable {
     }
 }
 
-func jsonString(_ s: String) -> String {
+/// `s` as a JSON string literal (quotes included), for problem bodies and other hand-built JSON.
+public func jsonString(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
         switch scalar {
