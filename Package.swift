@@ -71,7 +71,7 @@ let package = Package(
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
         .testTarget(name: "ServiceTests", dependencies: ["StylistTesting", "StylistService"]),
-        .testTarget(name: "CLITests", dependencies: ["StylistCLI"]),
+        .testTarget(name: "CLITests", dependencies: ["StylistCLI", "ImageCodecs", "Models"]),
     ],
     swiftLanguageModes: [.v5]
 )

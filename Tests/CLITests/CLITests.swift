@@ -1,4 +1,6 @@
 import Foundation
+import ImageCodecs
+import Models
 import XCTest
 
 /// Runs the real `stylist` binary the way a user does.
@@ -37,9 +39,33 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.out.contains("inference"), r.out)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: out))
         XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
-        // The PNG is byte-identical in pixels to the expected reference within 2 levels is covered by
-        // PipelineTests; here the same inputs must give the same file as the golden decode path.
-        XCTAssertGreaterThan(bytes.count, 1000)
+        XCTAssertEqual(try ImageDecoder.decode(contentsOf: out).width, 72)
+    }
+
+    /// Every golden case's PNGs through the `stylist stylize` binary (decode, pipeline, encode):
+    /// the written PNG is within 2 levels per channel of the independent reference's PNG.
+    func testEveryGoldenCaseThroughTheCLI() throws {
+        let golden = shared + "/golden"
+        let names = try FileManager.default.contentsOfDirectory(atPath: golden)
+            .filter { $0.hasSuffix(".expected.png") }.map { String($0.dropLast(".expected.png".count)) }.sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 8)
+        for name in names {
+            let meta = try SafeTensors(contentsOf: "\(golden)/\(name).safetensors").metadata
+            let weights = try JSONDecoder().decode([Float].self, from: Data(meta["style_weights"]!.utf8))
+            let out = NSTemporaryDirectory() + "cli-golden-\(getpid())-\(name).png"
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let styles = (0..<weights.count).map { "\(golden)/\(name).style\($0).png" }
+            let r = try run(["stylize", "\(golden)/\(name).content.png"] + styles + [
+                "--model", meta["model"]!, "--alpha", meta["alpha"]!,
+                "--style-weights", weights.map { "\($0)" }.joined(separator: ","), "--models", shared + "/models", "-o", out])
+            XCTAssertEqual(r.status, 0, "\(name): \(r.err)")
+            let ours = try ImageDecoder.decode(contentsOf: out)
+            let expected = try ImageDecoder.decode(contentsOf: "\(golden)/\(name).expected.png")
+            XCTAssertEqual(ours.width, expected.width, name)
+            XCTAssertEqual(ours.height, expected.height, name)
+            let worst = zip(ours.pixels, expected.pixels).map { abs($0 - $1) * 255 }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, 2.01, "\(name): worst channel difference \(worst) levels")
+        }
     }
 
     func testBadInvocationsFailWithOneLine() throws {
