@@ -138,10 +138,13 @@ public enum Ops {
         }
     }
 
-    /// out = a * wa[c] + b * wb[c] (+ relu), element-wise per channel, into a new tensor.
-    public static func combine(_ a: Tensor, _ wa: [Float], _ b: Tensor, _ wb: [Float], relu: Bool = false) -> Tensor {
+    /// out = a * wa[c] + b * wb[c] (+ relu), element-wise per channel, into a new tensor or into
+    /// `into` (which may be `a` itself, saving an activation-sized buffer).
+    @discardableResult
+    public static func combine(_ a: Tensor, _ wa: [Float], _ b: Tensor, _ wb: [Float], relu: Bool = false, into: Tensor? = nil) -> Tensor {
         precondition(a.channels == b.channels && a.height == b.height && a.width == b.width, "combine shape mismatch")
-        let out = Tensor(channels: a.channels, height: a.height, width: a.width)
+        let out = into ?? Tensor(channels: a.channels, height: a.height, width: a.width)
+        precondition(out.count == a.count, "combine output shape mismatch")
         let n = a.planeSize
         Parallel.forRanges(a.channels, minChunk: 1) { range in
             for c in range {

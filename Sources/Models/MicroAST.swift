@@ -58,10 +58,11 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
         }
 
         func modulated(_ x: Tensor, w: [Float], b: [Float], _ ctx: RunContext) throws -> Tensor {
-            let x1 = try conv1(x, ctx)
-            let x3 = Ops.combine(x1, w, x, b, relu: true)
-            let x4 = try conv2(x3, ctx)
-            let y = Ops.combine(x4, w, x3, b)
+            // x3 reuses x1's buffer and the result reuses x4's: three activations live, not five.
+            let x3 = try conv1(x, ctx)
+            Ops.combine(x3, w, x, b, relu: true, into: x3)
+            let y = try conv2(x3, ctx)
+            Ops.combine(y, w, x3, b, into: y)
             Ops.addInPlace(y, x)
             return y
         }
