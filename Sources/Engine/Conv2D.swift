@@ -25,6 +25,13 @@ public final class Conv2D: @unchecked Sendable {
     let biasValues: UnsafeMutablePointer<Float>
     /// Winograd-transformed weights when this is a dense 3x3 conv with enough channels to pay off.
     let winograd: WinogradWeights?
+    /// The same layer's F(4x4, 3x3) weights.
+    let winograd4: Winograd4Weights?
+    /// Winograd output tile: 4 uses F(4x4,3x3) for layers with at least `winograd4MinChannels`
+    /// input and output channels (F(2x2,3x3) below); 2 uses F(2x2,3x3) everywhere. Benchmarks compare them.
+    nonisolated(unsafe) public static var winogradTile = 4
+    /// F(4x4)'s heavier transforms pay off only with enough channels (measured: a loss at 32, a win at 512).
+    public static let winograd4MinChannels = 64
 
     /// Winograd task size: tiles x (in + out channels) per task (tunable for benchmarks).
     nonisolated(unsafe) public static var winogradTileBudget = 49152
@@ -60,6 +67,8 @@ public final class Conv2D: @unchecked Sendable {
         let dense3x3 = kernel == 3 && stride == 1 && groups == 1 && pad == 1
         let winogradEligible = dense3x3 && min(inChannels, outChannels) >= Conv2D.winogradMinChannels
         winograd = winogradEligible ? WinogradWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
+        winograd4 = winogradEligible && min(inChannels, outChannels) >= Conv2D.winograd4MinChannels
+            ? Winograd4Weights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         packedCount = weight.count
         packed = .allocate(capacity: packedCount)
         biasValues = .allocate(capacity: outChannels)
@@ -89,6 +98,7 @@ public final class Conv2D: @unchecked Sendable {
         packed.deallocate()
         biasValues.deallocate()
         winograd?.deallocate()
+        winograd4?.deallocate()
     }
 
     /// Output spatial size for an input of `height` x `width`.
@@ -152,7 +162,9 @@ public final class Conv2D: @unchecked Sendable {
         precondition(input.tensor.channels == inChannels, "conv expects \(inChannels) channels, got \(input.tensor.shapeDescription)")
         let (ho, wo) = outputSize(height: input.height, width: input.width)
         let out = Tensor(channels: outChannels, height: ho, width: wo)
-        if let winograd, Conv2D.useWinograd {
+        if let winograd4, Conv2D.useWinograd, Conv2D.winogradTile == 4 {
+            runWinograd4(input, winograd4, into: out)
+        } else if let winograd, Conv2D.useWinograd {
             runWinograd(input, winograd, into: out)
         } else if groups > 1 {
             runGroupedPlanes(input, into: out, outputRows: 0..<ho)
@@ -422,6 +434,22 @@ func fillPaddedRow(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s
             j0 += 8
         }
         fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: min(p / 2 + 1, phaseWidth))
+        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: j0, to: phaseWidth)
+        return
+    }
+    if s == 4 {
+        // Interior blocks: 32 consecutive padded columns de-interleave into 8 per phase.
+        while 4 * j0 < p { j0 += 1 }
+        while 4 * j0 + 32 <= p + w && j0 + 8 <= phaseWidth {
+            let v = UnsafeRawPointer(row + (4 * j0 - p)).loadUnaligned(as: SIMD32<Float>.self)
+            let even = v.evenHalf, odd = v.oddHalf
+            store8(even.evenHalf, dst + j0)
+            store8(odd.evenHalf, dst + phaseWidth + j0)
+            store8(even.oddHalf, dst + 2 * phaseWidth + j0)
+            store8(odd.oddHalf, dst + 3 * phaseWidth + j0)
+            j0 += 8
+        }
+        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: min(p / 4 + 1, phaseWidth))
         fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: j0, to: phaseWidth)
         return
     }

@@ -35,6 +35,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("winograd-budget"), help: ArgumentHelp("Winograd task size in tiles x channels (tuning).", visibility: .hidden))
     var winogradBudget: Int?
 
+    @Option(name: .customLong("winograd-tile"), help: "Winograd output tile: 4 (F(4x4,3x3), default) or 2 (F(2x2,3x3)).")
+    var winogradTile: Int = 4
+
     @Flag(name: .customLong("no-winograd"), help: "Direct convolution only (for comparison).")
     var noWinograd = false
 
@@ -47,6 +50,8 @@ struct BenchCommand: ParsableCommand {
             if let threads { Parallel.threadCount = max(1, threads) }
             if let winogradBudget { Conv2D.winogradTileBudget = max(1, winogradBudget) }
             if noWinograd { Conv2D.useWinograd = false }
+            guard winogradTile == 2 || winogradTile == 4 else { throw CLIError("--winograd-tile must be 2 or 4") }
+            Conv2D.winogradTile = winogradTile
             guard let dir = ModelCatalog.locateDirectory(explicit: models) else { throw CLIError("no models directory found") }
             let network = try ModelCatalog(directory: dir).network(named: model)
             let images = URL(fileURLWithPath: dir).appendingPathComponent("../images").standardized.path

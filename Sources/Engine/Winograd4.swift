@@ -1,0 +1,197 @@
+/// Winograd F(4x4, 3x3) for dense 3x3 convolutions (stride 1, reflection pad 1): 36 multiplies per
+/// 4x4 output tile instead of 144 (4x fewer than direct, 1.78x fewer than F(2x2,3x3)), with the
+/// standard interpolation points 0, +-1, +-2 (Lavin & Gray 2016). Same structure as F(2x2,3x3):
+/// input transform over 8 tiles per SIMD op, 36 matrix products on the conv micro-kernel, output
+/// transform with bias and activation. Transforms of the weights are computed in double precision.
+struct Winograd4Weights {
+    /// U[xi] packed per xi (36 of them) as [oc tile of 4][ic][tile].
+    let packed: UnsafeMutablePointer<Float>
+
+    /// U = G g G^T, G = [[1/4,0,0],[-1/6,-1/6,-1/6],[-1/6,1/6,-1/6],[1/24,1/12,1/6],[1/24,-1/12,1/6],[0,0,1]].
+    init(weight: [Float], inChannels c: Int, outChannels oc: Int) {
+        let g: [[Double]] = [[0.25, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        packed = .allocate(capacity: 36 * oc * c)
+        for o in 0..<oc {
+            for i in 0..<c {
+                let w = (0..<9).map { Double(weight[(o * c + i) * 9 + $0]) }
+                var gw = [Double](repeating: 0, count: 18)          // G w: 6 x 3
+                for r in 0..<6 { for col in 0..<3 { for k in 0..<3 { gw[r * 3 + col] += g[r][k] * w[k * 3 + col] } } }
+                let t0 = o / Conv2D.tileChannels * Conv2D.tileChannels
+                let tile = min(Conv2D.tileChannels, oc - t0)
+                for r in 0..<6 {
+                    for col in 0..<6 {                              // (G w) G^T
+                        var u = 0.0
+                        for k in 0..<3 { u += gw[r * 3 + k] * g[col][k] }
+                        packed[(r * 6 + col) * oc * c + t0 * c + i * tile + (o - t0)] = Float(u)
+                    }
+                }
+            }
+        }
+    }
+
+    func deallocate() { packed.deallocate() }
+}
+
+extension Conv2D {
+    /// Runs this (dense 3x3, stride 1, pad 1) convolution with Winograd F(4x4, 3x3).
+    func runWinograd4(_ input: ConvInput, _ wg: Winograd4Weights, into out: Tensor) {
+        let h = input.height, w = input.width
+        let c = inChannels, oc = outChannels
+        let tilesX = (w + 3) / 4, tilesY = (h + 3) / 4
+        let rowTiles = (tilesX + 7) / 8 * 8
+        // 36 transformed planes per tile (F(2x2) has 16): the same L2 budget holds 4/9 as many tiles.
+        let target = max(24, Conv2D.winogradTileBudget * 4 / 9 / max(1, c + oc))
+        let chunk = min(rowTiles, max(8, target / 8 * 8))
+        let columnChunks = (rowTiles + chunk - 1) / chunk
+        let tileRowsPerTask = max(1, min(tilesY, target / chunk))
+        let n = tileRowsPerTask * chunk
+        let nPad = (n + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
+        let phaseWidth = rowTiles + 16
+        let vCount = 36 * c * nPad, mCount = 36 * oc * nPad
+        let rowsCount = 6 * 4 * phaseWidth
+        let tasks = (tilesY + tileRowsPerTask - 1) / tileRowsPerTask * columnChunks
+        let relu = activation == .relu
+        let zeroTap = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        zeroTap.initialize(to: 0)
+        let zeros = UnsafeMutablePointer<Float>.allocate(capacity: Conv2D.tileChannels)
+        zeros.initialize(repeating: 0, count: Conv2D.tileChannels)
+        defer { zeroTap.deallocate(); zeros.deallocate() }
+
+        Parallel.forRanges(tasks, minChunk: 1) { range in
+          ScratchPool.shared.with(vCount + mCount + rowsCount + input.rowScratchCount + 64) { scratch in
+            let vBuf = scratch, mBuf = scratch + vCount, rows = mBuf + mCount, tmp = rows + rowsCount
+            for task in range {
+                let ty0 = task / columnChunks * tileRowsPerTask
+                let tx0 = task % columnChunks * chunk
+                let ncols = min(chunk, rowTiles - tx0)
+                let nty = min(tileRowsPerTask, tilesY - ty0)
+                for ic in 0..<c {
+                    for lr in 0..<nty {
+                        let ty = ty0 + lr
+                        for i in 0..<6 {
+                            let src = input.row(channel: ic, logicalRow: reflect(4 * ty - 1 + i, h), scratch: tmp)
+                            fillPaddedRow(row: src, width: w, pad: 1, stride: 4, phaseWidth: phaseWidth, into: rows + i * 4 * phaseWidth)
+                        }
+                        var t0 = 0
+                        while t0 < ncols {
+                            transformInputTiles4(rows: rows, phaseWidth: phaseWidth, t0: tx0 + t0,
+                                                 into: vBuf + ic * nPad + lr * ncols + t0, xiStride: c * nPad)
+                            t0 += 8
+                        }
+                    }
+                }
+                let tiles = nty * ncols
+                for xi in 0..<36 {
+                    let v = UnsafePointer(vBuf + xi * c * nPad)
+                    let u = wg.packed + xi * oc * c
+                    var x0 = 0
+                    while x0 < tiles {
+                        let valid = min(Conv2D.tilePixels, tiles - x0)
+                        var t0 = 0
+                        while t0 < oc {
+                            let tile = min(Conv2D.tileChannels, oc - t0)
+                            convTile(channels: tile, TileArgs(src: v + x0, channels: c, channelStride: nPad, kh: 1, rowStride: 0, kw: 1,
+                                                              taps: zeroTap, weights: u + t0 * c, out: mBuf + (xi * oc + t0) * nPad + x0,
+                                                              outStride: nPad, bias: zeros, relu: false, valid: valid))
+                            t0 += tile
+                        }
+                        x0 += Conv2D.tilePixels
+                    }
+                }
+                for o in 0..<oc {
+                    let bias = SIMD8<Float>(repeating: biasValues[o])
+                    for lr in 0..<nty {
+                        let y0 = 4 * (ty0 + lr)
+                        var t0 = 0
+                        while t0 < ncols && tx0 + t0 < tilesX {
+                            transformOutputTiles4(UnsafePointer(mBuf + o * nPad + lr * ncols + t0), xiStride: oc * nPad, bias: bias, relu: relu,
+                                                  plane: out.plane(o), y0: y0, x0: 4 * (tx0 + t0), height: h, width: w)
+                            t0 += 8
+                        }
+                    }
+                }
+            }
+          }
+        }
+    }
+}
+
+/// B^T row combination of 6 values: [4,0,-5,0,1,0], [0,-4,-4,1,1,0], [0,4,-4,-1,1,0],
+/// [0,-2,-1,2,1,0], [0,2,-1,-2,1,0], [0,4,0,-5,0,1].
+@inline(__always)
+func winogradBT(_ d0: SIMD8<Float>, _ d1: SIMD8<Float>, _ d2: SIMD8<Float>, _ d3: SIMD8<Float>, _ d4: SIMD8<Float>, _ d5: SIMD8<Float>)
+    -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+    let four = SIMD8<Float>(repeating: 4), five = SIMD8<Float>(repeating: 5), two = SIMD8<Float>(repeating: 2)
+    let a = d4 - four * d2              // shared: d4 - 4 d2
+    let b = d3 - four * d1              // d3 - 4 d1
+    let e = d4 - d2
+    let f = two * (d3 - d1)
+    return (four * d0 - five * d2 + d4, a + b, a - b, e + f, e - f, four * d1 - five * d3 + d5)
+}
+
+/// V = B^T d B for 8 consecutive 6x6 input tiles; `rows` holds 6 padded rows split into 4 phases.
+@inline(__always)
+func transformInputTiles4(rows: UnsafePointer<Float>, phaseWidth: Int, t0: Int, into v: UnsafeMutablePointer<Float>, xiStride: Int) {
+    // Horizontal: tile t reads padded columns 4t..4t+5 = phases 0..3 at t, phases 0..1 at t+1.
+    withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 36) { hz in
+        for i in 0..<6 {
+            let p = rows + i * 4 * phaseWidth + t0
+            let r = winogradBT(load8(p), load8(p + phaseWidth), load8(p + 2 * phaseWidth), load8(p + 3 * phaseWidth),
+                               load8(p + 1), load8(p + phaseWidth + 1))
+            hz[i * 6] = r.0; hz[i * 6 + 1] = r.1; hz[i * 6 + 2] = r.2; hz[i * 6 + 3] = r.3; hz[i * 6 + 4] = r.4; hz[i * 6 + 5] = r.5
+        }
+        for j in 0..<6 {
+            let r = winogradBT(hz[j], hz[6 + j], hz[12 + j], hz[18 + j], hz[24 + j], hz[30 + j])
+            store8(r.0, v + (0 * 6 + j) * xiStride); store8(r.1, v + (1 * 6 + j) * xiStride)
+            store8(r.2, v + (2 * 6 + j) * xiStride); store8(r.3, v + (3 * 6 + j) * xiStride)
+            store8(r.4, v + (4 * 6 + j) * xiStride); store8(r.5, v + (5 * 6 + j) * xiStride)
+        }
+    }
+}
+
+/// A^T row combination of 6 values: [1,1,1,1,1,0], [0,1,-1,2,-2,0], [0,1,1,4,4,0], [0,1,-1,8,-8,1].
+@inline(__always)
+func winogradAT(_ m0: SIMD8<Float>, _ m1: SIMD8<Float>, _ m2: SIMD8<Float>, _ m3: SIMD8<Float>, _ m4: SIMD8<Float>, _ m5: SIMD8<Float>)
+    -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+    let sp = m1 + m2, sm = m1 - m2, tp = m3 + m4, tm = m3 - m4
+    let two = SIMD8<Float>(repeating: 2), four = SIMD8<Float>(repeating: 4), eight = SIMD8<Float>(repeating: 8)
+    return (m0 + sp + tp, sm + two * tm, sp + four * tp, sm + eight * tm + m5)
+}
+
+/// Y = A^T M A for 8 tiles, plus bias and activation, written to rows y0..y0+3 at column x0.
+@inline(__always)
+func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8<Float>, relu: Bool,
+                           plane: UnsafeMutablePointer<Float>, y0: Int, x0: Int, height: Int, width: Int) {
+    withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 40) { buf in
+        let cols = buf.baseAddress!, out = cols + 24   // cols[i*4+c]: row i of M, column-combined; out[r*4+c]
+        for i in 0..<6 {
+            let p = m + i * 6 * xiStride
+            let r = winogradAT(load8(p), load8(p + xiStride), load8(p + 2 * xiStride), load8(p + 3 * xiStride),
+                               load8(p + 4 * xiStride), load8(p + 5 * xiStride))
+            cols[i * 4] = r.0; cols[i * 4 + 1] = r.1; cols[i * 4 + 2] = r.2; cols[i * 4 + 3] = r.3
+        }
+        let zero = SIMD8<Float>()
+        for cIdx in 0..<4 {
+            let r = winogradAT(cols[cIdx], cols[4 + cIdx], cols[8 + cIdx], cols[12 + cIdx], cols[16 + cIdx], cols[20 + cIdx])
+            out[cIdx] = r.0 + bias; out[4 + cIdx] = r.1 + bias; out[8 + cIdx] = r.2 + bias; out[12 + cIdx] = r.3 + bias
+            if relu {
+                for k in 0..<4 { out[k * 4 + cIdx] = pointwiseMax(out[k * 4 + cIdx], zero) }
+            }
+        }
+        for r in 0..<4 where y0 + r < height {
+            let row = plane + (y0 + r) * width
+            let o = out + r * 4
+            // Interleave the 4 columns of 8 tiles into 32 consecutive pixels: (c0 c2), (c1 c3), then both.
+            var a = SIMD16<Float>(), b = SIMD16<Float>(), all = SIMD32<Float>()
+            a.evenHalf = o[0]; a.oddHalf = o[2]
+            b.evenHalf = o[1]; b.oddHalf = o[3]
+            all.evenHalf = a; all.oddHalf = b
+            if x0 + 32 <= width {
+                UnsafeMutableRawPointer(row + x0).storeBytes(of: all, as: SIMD32<Float>.self)
+            } else {
+                for k in 0..<max(0, width - x0) { row[x0 + k] = all[k] }
+            }
+        }
+    }
+}
