@@ -30,14 +30,17 @@ public final class Conv2D: @unchecked Sendable {
     /// Winograd output tile: 4 uses F(4x4,3x3) for layers with at least `winograd4MinChannels`
     /// input and output channels (F(2x2,3x3) below); 2 uses F(2x2,3x3) everywhere. Benchmarks compare them.
     nonisolated(unsafe) public static var winogradTile = 4
-    /// F(4x4)'s heavier transforms pay off only with enough channels (measured: a loss at 32, a win at 512).
-    public static let winograd4MinChannels = 64
+    /// F(4x4) beats F(2x2) wherever Winograd beats direct convolution (`stylist bench --conv`:
+    /// 32->32 at 264^2 7.7 ms vs 9.8 ms F(2x2), 8.9 ms direct). Read when a layer is built.
+    nonisolated(unsafe) public static var winograd4MinChannels = 32
 
     /// Winograd task size: tiles x (in + out channels) per task (tunable for benchmarks).
     nonisolated(unsafe) public static var winogradTileBudget = 49152
 
-    /// Dense 3x3 convs with at least this many input and output channels use Winograd F(2x2, 3x3).
-    public static let winogradMinChannels = 16
+    /// Dense 3x3 convs with at least this many input and output channels use Winograd. Below it the
+    /// transforms cost more than they save (`stylist bench --conv`, 2 cores: 16->16 at 528^2 direct
+    /// 9.2 ms, F(2x2) 9.9 ms, F(4x4) 14.5 ms; 16->32 and 32->16 at 264^2 also direct). Read when a layer is built.
+    nonisolated(unsafe) public static var winogradMinChannels = 32
 
     /// Global switch for Winograd (tests compare both paths; benchmarks can turn it off).
     nonisolated(unsafe) public static var useWinograd = true
@@ -552,30 +555,53 @@ func convTile(_ T: Int, _ a: TileArgs) {
         rp += a.rowStride
       }
     }
-    storeTileRow(a00, a01, a02, channel: 0, a)
-    if T > 1 { storeTileRow(a10, a11, a12, channel: 1, a) }
-    if T > 2 { storeTileRow(a20, a21, a22, channel: 2, a) }
-    if T > 3 { storeTileRow(a30, a31, a32, channel: 3, a) }
+    // Epilogue written out (not a helper per channel: the optimizer declined to inline one, and
+    // the calls passed the accumulators through memory).
+    let full = a.valid == Conv2D.tilePixels
+    do {
+        let b = SIMD8<Float>(repeating: a.bias[0])
+        a00 += b; a01 += b; a02 += b
+        if a.relu { a00 = relu8(a00); a01 = relu8(a01); a02 = relu8(a02) }
+        let dst = a.out
+        if full { store8(a00, dst); store8(a01, dst + 8); store8(a02, dst + 16) } else { storePartialTile(a00, a01, a02, dst, a.valid) }
+    }
+    if T > 1 {
+        let b = SIMD8<Float>(repeating: a.bias[1])
+        a10 += b; a11 += b; a12 += b
+        if a.relu { a10 = relu8(a10); a11 = relu8(a11); a12 = relu8(a12) }
+        let dst = a.out + a.outStride
+        if full { store8(a10, dst); store8(a11, dst + 8); store8(a12, dst + 16) } else { storePartialTile(a10, a11, a12, dst, a.valid) }
+    }
+    if T > 2 {
+        let b = SIMD8<Float>(repeating: a.bias[2])
+        a20 += b; a21 += b; a22 += b
+        if a.relu { a20 = relu8(a20); a21 = relu8(a21); a22 = relu8(a22) }
+        let dst = a.out + 2 * a.outStride
+        if full { store8(a20, dst); store8(a21, dst + 8); store8(a22, dst + 16) } else { storePartialTile(a20, a21, a22, dst, a.valid) }
+    }
+    if T > 3 {
+        let b = SIMD8<Float>(repeating: a.bias[3])
+        a30 += b; a31 += b; a32 += b
+        if a.relu { a30 = relu8(a30); a31 = relu8(a31); a32 = relu8(a32) }
+        let dst = a.out + 3 * a.outStride
+        if full { store8(a30, dst); store8(a31, dst + 8); store8(a32, dst + 16) } else { storePartialTile(a30, a31, a32, dst, a.valid) }
+    }
 }
 
+/// The first `valid` of 24 values (a tile at the right edge). Out of line, so the full-tile path
+/// stays small enough to be inlined into the micro-kernel.
+@inline(never)
+func storePartialTile(_ r0: SIMD8<Float>, _ r1: SIMD8<Float>, _ r2: SIMD8<Float>, _ dst: UnsafeMutablePointer<Float>, _ valid: Int) {
+    for i in 0..<min(valid, 8) { dst[i] = r0[i] }
+    for i in 8..<max(8, min(valid, 16)) { dst[i] = r1[i - 8] }
+    for i in 16..<max(16, min(valid, 24)) { dst[i] = r2[i - 16] }
+}
+
+/// max(v, 0) per lane as one vmaxps. The stdlib's `pointwiseMax` on SIMD8<Float> compiles to an
+/// out-of-line, lane-by-lane loop with NaN checks (it was 16% of a cd16x run); this keeps NaN lanes.
 @inline(__always)
-func storeTileRow(_ v0: SIMD8<Float>, _ v1: SIMD8<Float>, _ v2: SIMD8<Float>, channel t: Int, _ a: TileArgs) {
-    let b = SIMD8<Float>(repeating: a.bias[t])
-    var r0 = v0 + b, r1 = v1 + b, r2 = v2 + b
-    if a.relu {
-        let z = SIMD8<Float>()
-        r0 = pointwiseMax(r0, z); r1 = pointwiseMax(r1, z); r2 = pointwiseMax(r2, z)
-    }
-    let dst = a.out + t * a.outStride
-    if a.valid == Conv2D.tilePixels {
-        store8(r0, dst); store8(r1, dst + 8); store8(r2, dst + 16)
-    } else {
-        var tmp = (r0, r1, r2)
-        withUnsafeBytes(of: &tmp) { raw in
-            let f = raw.bindMemory(to: Float.self)
-            for i in 0..<a.valid { dst[i] = f[i] }
-        }
-    }
+func relu8(_ v: SIMD8<Float>) -> SIMD8<Float> {
+    v.replacing(with: 0, where: v .< 0)
 }
 
 /// acc += a * b. One fused vfmadd in AVX2+FMA builds; a separate multiply and add in portable

@@ -154,7 +154,7 @@ public enum Ops {
                 while i + 8 <= n {
                     var v = load8(pa + i) * va
                     madd(&v, vb, load8(pb + i))
-                    if relu { v = pointwiseMax(v, SIMD8<Float>()) }
+                    if relu { v = relu8(v) }
                     store8(v, po + i)
                     i += 8
                 }

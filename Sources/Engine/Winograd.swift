@@ -164,8 +164,7 @@ func transformOutputTiles(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8<
     var y00 = a0 + a1 + a2 + bias, y01 = a1 - a2 - a3 + bias
     var y10 = b0 + b1 + b2 + bias, y11 = b1 - b2 - b3 + bias
     if relu {
-        let z = SIMD8<Float>()
-        y00 = pointwiseMax(y00, z); y01 = pointwiseMax(y01, z); y10 = pointwiseMax(y10, z); y11 = pointwiseMax(y11, z)
+        y00 = relu8(y00); y01 = relu8(y01); y10 = relu8(y10); y11 = relu8(y11)
     }
     var r0 = SIMD16<Float>(), r1 = SIMD16<Float>()
     r0.evenHalf = y00; r0.oddHalf = y01

@@ -171,12 +171,11 @@ func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8
                                load8(p + 4 * xiStride), load8(p + 5 * xiStride))
             cols[i * 4] = r.0; cols[i * 4 + 1] = r.1; cols[i * 4 + 2] = r.2; cols[i * 4 + 3] = r.3
         }
-        let zero = SIMD8<Float>()
         for cIdx in 0..<4 {
             let r = winogradAT(cols[cIdx], cols[4 + cIdx], cols[8 + cIdx], cols[12 + cIdx], cols[16 + cIdx], cols[20 + cIdx])
             out[cIdx] = r.0 + bias; out[4 + cIdx] = r.1 + bias; out[8 + cIdx] = r.2 + bias; out[12 + cIdx] = r.3 + bias
             if relu {
-                for k in 0..<4 { out[k * 4 + cIdx] = pointwiseMax(out[k * 4 + cIdx], zero) }
+                for k in 0..<4 { out[k * 4 + cIdx] = relu8(out[k * 4 + cIdx]) }
             }
         }
         for r in 0..<4 where y0 + r < height {

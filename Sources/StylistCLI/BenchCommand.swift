@@ -35,6 +35,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("winograd-budget"), help: ArgumentHelp("Winograd task size in tiles x channels (tuning).", visibility: .hidden))
     var winogradBudget: Int?
 
+    @Option(name: .customLong("conv"), help: ArgumentHelp("Time one 3x3 (or K x K) conv layer instead of a model: IN,OUT,SIZE[,K], every path side by side.", valueName: "in,out,size[,k]"))
+    var convLayer: String?
+
     @Option(name: .customLong("winograd-tile"), help: "Winograd output tile: 4 (F(4x4,3x3), default) or 2 (F(2x2,3x3)).")
     var winogradTile: Int = 4
 
@@ -52,6 +55,7 @@ struct BenchCommand: ParsableCommand {
             if noWinograd { Conv2D.useWinograd = false }
             guard winogradTile == 2 || winogradTile == 4 else { throw CLIError("--winograd-tile must be 2 or 4") }
             Conv2D.winogradTile = winogradTile
+            if let convLayer { try benchConvLayer(convLayer); return }
             guard let dir = ModelCatalog.locateDirectory(explicit: models) else { throw CLIError("no models directory found") }
             let network = try ModelCatalog(directory: dir).network(named: model)
             let images = URL(fileURLWithPath: dir).appendingPathComponent("../images").standardized.path
@@ -105,6 +109,57 @@ struct BenchCommand: ParsableCommand {
                 guard FileManager.default.createFile(atPath: json, contents: data) else { throw CLIError("cannot write \(json)") }
             }
         }
+    }
+}
+
+extension BenchCommand {
+    /// The layer microbenchmark: one conv with random weights on a random SIZE x SIZE input, each
+    /// applicable path (direct, Winograd F(2x2), F(4x4)) timed in alternation, GFLOP/s in direct-conv FLOPs.
+    func benchConvLayer(_ spec: String) throws {
+        let parts = spec.split(separator: ",").compactMap { Int($0) }
+        guard parts.count == 3 || parts.count == 4, parts.allSatisfy({ $0 > 0 }) else { throw CLIError("--conv wants IN,OUT,SIZE[,K]") }
+        let (c, oc, n, k) = (parts[0], parts[1], parts[2], parts.count == 4 ? parts[3] : 3)
+        var rng = SplitMix64(seed: 42)
+        let scale = Float(1 / Double(c * k * k).squareRoot())
+        let weight = (0..<(oc * c * k * k)).map { _ in Float.random(in: -scale...scale, using: &rng) }
+        let bias = (0..<oc).map { _ in Float.random(in: -0.1...0.1, using: &rng) }
+        Conv2D.winogradMinChannels = 1; Conv2D.winograd4MinChannels = 1
+        let conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: k, activation: .relu)
+        let input = Tensor(channels: c, height: n, width: n, values: (0..<(c * n * n)).map { _ in Float.random(in: 0...1, using: &rng) })
+        var paths: [(String, () -> Void)] = [("direct", { Conv2D.useWinograd = false })]
+        if k == 3 && !noWinograd {
+            paths.append(("winograd F(2x2)", { Conv2D.useWinograd = true; Conv2D.winogradTile = 2 }))
+            paths.append(("winograd F(4x4)", { Conv2D.useWinograd = true; Conv2D.winogradTile = 4 }))
+        }
+        let flops = conv.flops(outputHeight: n, outputWidth: n)
+        var times = Array(repeating: [Double](), count: paths.count)
+        for round in 0...runs {
+            for (i, path) in paths.enumerated() {
+                path.1()
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = conv(input)
+                if round > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+            }
+        }
+        print("conv \(c)->\(oc) \(k)x\(k) on \(n)x\(n), \(Parallel.threadCount) threads, \(runs) runs per path (alternating), \(String(format: "%.3f", flops / 1e9)) GFLOP direct")
+        for (i, path) in paths.enumerated() {
+            let sorted = times[i].sorted(), median = sorted[sorted.count / 2]
+            print(path.0.padding(toLength: 18, withPad: " ", startingAt: 0)
+                  + String(format: "median %8.3f ms  min %8.3f ms  %7.1f GFLOP/s (median)", median * 1000, sorted[0] * 1000, flops / 1e9 / median))
+        }
+    }
+}
+
+/// A small deterministic generator for benchmark inputs (the system one is a syscall per value).
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 

@@ -1,4 +1,4 @@
-import Engine
+@testable import Engine
 import XCTest
 
 /// A deterministic generator so failures reproduce.
@@ -179,7 +179,12 @@ final class WinogradTests: XCTestCase {
         for (c, oc, h, w) in [(16, 16, 7, 9), (32, 20, 13, 50), (64, 64, 2, 3), (17, 33, 2, 40), (24, 16, 31, 8), (64, 70, 13, 37), (96, 64, 5, 9)] {
             let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
             let weight = rng.floats(oc * c * 9), bias = rng.floats(oc)
+            // Small layers too: the production thresholds (32 channels) would send them to the direct path.
+            let (minChannels, min4) = (Conv2D.winogradMinChannels, Conv2D.winograd4MinChannels)
+            Conv2D.winogradMinChannels = 1; Conv2D.winograd4MinChannels = 1
             let conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu)
+            Conv2D.winogradMinChannels = minChannels; Conv2D.winograd4MinChannels = min4
+            XCTAssertNotNil(conv.winograd); XCTAssertNotNil(conv.winograd4)
             let ref = naiveConv(x.values, c: c, h: h, w: w, weight: weight, bias: bias, oc: oc, k: 3, stride: 1, groups: 1, pad: 1, relu: true)
             Conv2D.useWinograd = true
             for tile in [2, 4] {
