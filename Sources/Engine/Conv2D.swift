@@ -23,16 +23,15 @@ public final class Conv2D: @unchecked Sendable {
     let packed: UnsafeMutablePointer<Float>
     let packedCount: Int
     let biasValues: UnsafeMutablePointer<Float>
-    /// Winograd-transformed weights when this is a dense 3x3 conv with enough channels to pay off.
+    /// F(2x2,3x3)-transformed weights, when this layer uses Winograd with 2x2 output tiles.
     let winograd: WinogradWeights?
-    /// The same layer's F(4x4, 3x3) weights.
+    /// F(4x4,3x3)-transformed weights, when this layer uses Winograd with 4x4 output tiles (the default).
     let winograd4: Winograd4Weights?
-    /// Winograd output tile: 4 uses F(4x4,3x3) for layers with at least `winograd4MinChannels`
-    /// input and output channels (F(2x2,3x3) below); 2 uses F(2x2,3x3) everywhere. Benchmarks compare them.
+    /// Winograd output tile for layers built from now on: 4 is F(4x4,3x3), 2 is F(2x2,3x3). F(4x4)
+    /// beats F(2x2) wherever Winograd beats direct convolution (`stylist bench --conv`, 2 cores:
+    /// 32->32 at 264^2 7.7 ms vs 9.8 ms F(2x2), 8.9 ms direct); F(2x2) stays for comparison.
+    /// Only the chosen transform is kept (F(4x4) weights are 4x the layer's, F(2x2) 1.8x).
     nonisolated(unsafe) public static var winogradTile = 4
-    /// F(4x4) beats F(2x2) wherever Winograd beats direct convolution (`stylist bench --conv`:
-    /// 32->32 at 264^2 7.7 ms vs 9.8 ms F(2x2), 8.9 ms direct). Read when a layer is built.
-    nonisolated(unsafe) public static var winograd4MinChannels = 32
 
     /// Winograd task size: tiles x (in + out channels) per task (tunable for benchmarks).
     nonisolated(unsafe) public static var winogradTileBudget = 49152
@@ -69,8 +68,9 @@ public final class Conv2D: @unchecked Sendable {
         let pad = padding ?? kernel / 2
         let dense3x3 = kernel == 3 && stride == 1 && groups == 1 && pad == 1
         let winogradEligible = dense3x3 && min(inChannels, outChannels) >= Conv2D.winogradMinChannels
-        winograd = winogradEligible ? WinogradWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
-        winograd4 = winogradEligible && min(inChannels, outChannels) >= Conv2D.winograd4MinChannels
+        winograd = winogradEligible && Conv2D.winogradTile == 2
+            ? WinogradWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
+        winograd4 = winogradEligible && Conv2D.winogradTile != 2
             ? Winograd4Weights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         packedCount = weight.count
         packed = .allocate(capacity: packedCount)
@@ -165,7 +165,7 @@ public final class Conv2D: @unchecked Sendable {
         precondition(input.tensor.channels == inChannels, "conv expects \(inChannels) channels, got \(input.tensor.shapeDescription)")
         let (ho, wo) = outputSize(height: input.height, width: input.width)
         let out = Tensor(channels: outChannels, height: ho, width: wo)
-        if let winograd4, Conv2D.useWinograd, Conv2D.winogradTile == 4 {
+        if let winograd4, Conv2D.useWinograd {
             runWinograd4(input, winograd4, into: out)
         } else if let winograd, Conv2D.useWinograd {
             runWinograd(input, winograd, into: out)

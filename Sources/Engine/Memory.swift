@@ -41,7 +41,7 @@ enum Memory {
 final class BufferCache: @unchecked Sendable {
     static let shared = BufferCache()
     /// Most bytes kept idle in the cache.
-    static let capacityBytes = 256 << 20
+    static let capacityBytes = 128 << 20
     private let lock = NSLock()
     private var sizes: [UnsafeMutableRawPointer: Int] = [:]   // every large live or cached buffer
     private var idle: [Int: [UnsafeMutableRawPointer]] = [:]   // size -> idle buffers
@@ -51,12 +51,13 @@ final class BufferCache: @unchecked Sendable {
         lock.lock(); sizes[p] = bytes; lock.unlock()
     }
 
-    /// An idle buffer of exactly `bytes` (a 2 MiB multiple), if one is cached.
+    /// The smallest idle buffer of at least `bytes` (a 2 MiB multiple) and at most 1.5x that, if one is cached.
     func take(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
-        guard var list = idle[bytes], let p = list.popLast() else { return nil }
-        idle[bytes] = list.isEmpty ? nil : list
-        idleBytes -= bytes
+        guard let size = idle.keys.filter({ $0 >= bytes && 2 * $0 <= 3 * bytes }).min(),
+              var list = idle[size], let p = list.popLast() else { return nil }
+        idle[size] = list.isEmpty ? nil : list
+        idleBytes -= size
         return p
     }
 

@@ -123,21 +123,26 @@ extension BenchCommand {
         let scale = Float(1 / Double(c * k * k).squareRoot())
         let weight = (0..<(oc * c * k * k)).map { _ in Float.random(in: -scale...scale, using: &rng) }
         let bias = (0..<oc).map { _ in Float.random(in: -0.1...0.1, using: &rng) }
-        Conv2D.winogradMinChannels = 1; Conv2D.winograd4MinChannels = 1
-        let conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: k, activation: .relu)
-        let input = Tensor(channels: c, height: n, width: n, values: (0..<(c * n * n)).map { _ in Float.random(in: 0...1, using: &rng) })
-        var paths: [(String, () -> Void)] = [("direct", { Conv2D.useWinograd = false })]
-        if k == 3 && !noWinograd {
-            paths.append(("winograd F(2x2)", { Conv2D.useWinograd = true; Conv2D.winogradTile = 2 }))
-            paths.append(("winograd F(4x4)", { Conv2D.useWinograd = true; Conv2D.winogradTile = 4 }))
+        Conv2D.winogradMinChannels = 1
+        func build(tile: Int) -> Conv2D {
+            Conv2D.winogradTile = tile
+            return Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: k, activation: .relu)
         }
+        let input = Tensor(channels: c, height: n, width: n, values: (0..<(c * n * n)).map { _ in Float.random(in: 0...1, using: &rng) })
+        let f4 = build(tile: 4)
+        var paths: [(String, Conv2D, Bool)] = [("direct", f4, false)]
+        if k == 3 && !noWinograd {
+            paths.append(("winograd F(2x2)", build(tile: 2), true))
+            paths.append(("winograd F(4x4)", f4, true))
+        }
+        let conv = f4
         let flops = conv.flops(outputHeight: n, outputWidth: n)
         var times = Array(repeating: [Double](), count: paths.count)
         for round in 0...runs {
             for (i, path) in paths.enumerated() {
-                path.1()
+                Conv2D.useWinograd = path.2
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = conv(input)
+                _ = path.1(input)
                 if round > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
             }
         }

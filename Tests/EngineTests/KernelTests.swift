@@ -179,16 +179,17 @@ final class WinogradTests: XCTestCase {
         for (c, oc, h, w) in [(16, 16, 7, 9), (32, 20, 13, 50), (64, 64, 2, 3), (17, 33, 2, 40), (24, 16, 31, 8), (64, 70, 13, 37), (96, 64, 5, 9)] {
             let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
             let weight = rng.floats(oc * c * 9), bias = rng.floats(oc)
-            // Small layers too: the production thresholds (32 channels) would send them to the direct path.
-            let (minChannels, min4) = (Conv2D.winogradMinChannels, Conv2D.winograd4MinChannels)
-            Conv2D.winogradMinChannels = 1; Conv2D.winograd4MinChannels = 1
-            let conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu)
-            Conv2D.winogradMinChannels = minChannels; Conv2D.winograd4MinChannels = min4
-            XCTAssertNotNil(conv.winograd); XCTAssertNotNil(conv.winograd4)
             let ref = naiveConv(x.values, c: c, h: h, w: w, weight: weight, bias: bias, oc: oc, k: 3, stride: 1, groups: 1, pad: 1, relu: true)
+            // Small layers too: the production threshold (32 channels) would send them to the direct path.
+            let minChannels = Conv2D.winogradMinChannels
+            Conv2D.winogradMinChannels = 1
+            defer { Conv2D.winogradMinChannels = minChannels; Conv2D.winogradTile = 4 }
             Conv2D.useWinograd = true
+            var conv: Conv2D!
             for tile in [2, 4] {
                 Conv2D.winogradTile = tile
+                conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu)
+                XCTAssertTrue(tile == 2 ? conv.winograd != nil : conv.winograd4 != nil, "F(\(tile)x\(tile)) not built")
                 let fast = conv(x)
                 // F(4x4) rounds a little more (its transforms scale by up to 8): bound relative to the output size.
                 let scale = max(1, ref.values.map(abs).max()!)
