@@ -16,7 +16,7 @@ public enum Parallel {
             return
         }
         // A few chunks per thread balances uneven rows without much scheduling cost.
-        let chunks = min(count / max(1, minChunk), threads * 4)
+        let chunks = min(count / max(1, minChunk), threads * 16)
         if chunks <= 1 { runOutOfLine(body, 0..<count); return }
         withoutActuallyEscaping(body) { body in
             DispatchQueue.concurrentPerform(iterations: chunks) { i in

@@ -44,9 +44,12 @@ extension Conv2D {
         let target = max(24, Conv2D.winogradTileBudget * 4 / 9 / max(1, c + oc))
         let chunk = min(rowTiles, max(8, target / 8 * 8))
         let columnChunks = (rowTiles + chunk - 1) / chunk
-        let tileRowsPerTask = max(1, min(tilesY, target / chunk))
-        let n = tileRowsPerTask * chunk
-        let nPad = (n + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
+        let tileRowsPerTask = max(1, min(tilesY, target / max(1, min(chunk, tilesX))))
+        // Tiles are stored row after row with no padding to a multiple of 8 (at 132^2, 33 tiles per
+        // row would have been computed as 40): a row's last 8-tile group spills into the next row's
+        // slots, which that row then overwrites; the last row's spill lands in the slack.
+        let n = tileRowsPerTask * min(chunk, tilesX)
+        let nPad = (n + 8 + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
         let phaseWidth = rowTiles + 16
         let vCount = 36 * c * nPad, mCount = 36 * oc * nPad
         let rowsCount = 6 * 4 * phaseWidth
@@ -64,7 +67,7 @@ extension Conv2D {
             for task in range {
                 let ty0 = task / columnChunks * tileRowsPerTask
                 let tx0 = task % columnChunks * chunk
-                let ncols = min(chunk, rowTiles - tx0)
+                let ncols = min(chunk, tilesX - tx0)               // real tiles in this chunk of a row
                 let nty = min(tileRowsPerTask, tilesY - ty0)
                 for ic in 0..<c {
                     for lr in 0..<nty {
@@ -104,7 +107,7 @@ extension Conv2D {
                     for lr in 0..<nty {
                         let y0 = 4 * (ty0 + lr)
                         var t0 = 0
-                        while t0 < ncols && tx0 + t0 < tilesX {
+                        while t0 < ncols {
                             transformOutputTiles4(UnsafePointer(mBuf + o * nPad + lr * ncols + t0), xiStride: oc * nPad, bias: bias, relu: relu,
                                                   plane: out.plane(o), y0: y0, x0: 4 * (tx0 + t0), height: h, width: w)
                             t0 += 8
