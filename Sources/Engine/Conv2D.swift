@@ -555,8 +555,17 @@ func convTile(_ T: Int, _ a: TileArgs) {
         rp += a.rowStride
       }
     }
-    // Epilogue written out (not a helper per channel: the optimizer declined to inline one, and
-    // the calls passed the accumulators through memory).
+    storeTile(T, a, a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32)
+}
+
+/// Bias, activation and store of a tile's accumulators (written out per channel: the optimizer
+/// declined to inline a per-channel helper, and the calls passed the accumulators through memory).
+@inline(__always)
+func storeTile(_ T: Int, _ a: TileArgs, _ a00: SIMD8<Float>, _ a01: SIMD8<Float>, _ a02: SIMD8<Float>,
+               _ a10: SIMD8<Float>, _ a11: SIMD8<Float>, _ a12: SIMD8<Float>, _ a20: SIMD8<Float>, _ a21: SIMD8<Float>,
+               _ a22: SIMD8<Float>, _ a30: SIMD8<Float>, _ a31: SIMD8<Float>, _ a32: SIMD8<Float>) {
+    var a00 = a00, a01 = a01, a02 = a02, a10 = a10, a11 = a11, a12 = a12
+    var a20 = a20, a21 = a21, a22 = a22, a30 = a30, a31 = a31, a32 = a32
     let full = a.valid == Conv2D.tilePixels
     do {
         let b = SIMD8<Float>(repeating: a.bias[0])

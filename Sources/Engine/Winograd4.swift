@@ -62,8 +62,13 @@ extension Conv2D {
         defer { zeroTap.deallocate(); zeros.deallocate() }
 
         Parallel.forRanges(tasks, minChunk: 1) { range in
-          ScratchPool.shared.with(vCount + mCount + rowsCount + input.rowScratchCount + 64) { scratch in
-            let vBuf = scratch, mBuf = scratch + vCount, rows = mBuf + mCount, tmp = rows + rowsCount
+          ScratchPool.shared.with(vCount + mCount + rowsCount + input.rowScratchCount + 64 + 8 * 40) { scratch in
+            // vBuf, mBuf, rows and vectors start at multiples of 8 floats (32 bytes) from a 64-byte aligned base.
+            let vBuf = scratch, mBuf = scratch + vCount, rows = mBuf + mCount
+            // 40 vectors for the transforms' intermediate values (withUnsafeTemporaryAllocation
+            // moves anything over 1 KB to the heap: a malloc per 8 tiles).
+            let vectors = UnsafeMutableRawPointer(rows + rowsCount).bindMemory(to: SIMD8<Float>.self, capacity: 40)
+            let tmp = rows + rowsCount + 8 * 40
             for task in range {
                 let ty0 = task / columnChunks * tileRowsPerTask
                 let tx0 = task % columnChunks * chunk
@@ -78,7 +83,7 @@ extension Conv2D {
                         }
                         var t0 = 0
                         while t0 < ncols {
-                            transformInputTiles4(rows: rows, phaseWidth: phaseWidth, t0: tx0 + t0,
+                            transformInputTiles4(rows: rows, phaseWidth: phaseWidth, t0: tx0 + t0, temp: vectors,
                                                  into: vBuf + ic * nPad + lr * ncols + t0, xiStride: c * nPad)
                             t0 += 8
                         }
@@ -108,7 +113,7 @@ extension Conv2D {
                         let y0 = 4 * (ty0 + lr)
                         var t0 = 0
                         while t0 < ncols {
-                            transformOutputTiles4(UnsafePointer(mBuf + o * nPad + lr * ncols + t0), xiStride: oc * nPad, bias: bias, relu: relu,
+                            transformOutputTiles4(UnsafePointer(mBuf + o * nPad + lr * ncols + t0), xiStride: oc * nPad, bias: bias, relu: relu, temp: vectors,
                                                   plane: out.plane(o), y0: y0, x0: 4 * (tx0 + t0), height: h, width: w)
                             t0 += 8
                         }
@@ -135,9 +140,10 @@ func winogradBT(_ d0: SIMD8<Float>, _ d1: SIMD8<Float>, _ d2: SIMD8<Float>, _ d3
 
 /// V = B^T d B for 8 consecutive 6x6 input tiles; `rows` holds 6 padded rows split into 4 phases.
 @inline(__always)
-func transformInputTiles4(rows: UnsafePointer<Float>, phaseWidth: Int, t0: Int, into v: UnsafeMutablePointer<Float>, xiStride: Int) {
+func transformInputTiles4(rows: UnsafePointer<Float>, phaseWidth: Int, t0: Int, temp hz: UnsafeMutablePointer<SIMD8<Float>>,
+                          into v: UnsafeMutablePointer<Float>, xiStride: Int) {
     // Horizontal: tile t reads padded columns 4t..4t+5 = phases 0..3 at t, phases 0..1 at t+1.
-    withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 36) { hz in
+    do {
         for i in 0..<6 {
             let p = rows + i * 4 * phaseWidth + t0
             let r = winogradBT(load8(p), load8(p + phaseWidth), load8(p + 2 * phaseWidth), load8(p + 3 * phaseWidth),
@@ -164,10 +170,10 @@ func winogradAT(_ m0: SIMD8<Float>, _ m1: SIMD8<Float>, _ m2: SIMD8<Float>, _ m3
 
 /// Y = A^T M A for 8 tiles, plus bias and activation, written to rows y0..y0+3 at column x0.
 @inline(__always)
-func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8<Float>, relu: Bool,
+func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8<Float>, relu: Bool, temp cols: UnsafeMutablePointer<SIMD8<Float>>,
                            plane: UnsafeMutablePointer<Float>, y0: Int, x0: Int, height: Int, width: Int) {
-    withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: 40) { buf in
-        let cols = buf.baseAddress!, out = cols + 24   // cols[i*4+c]: row i of M, column-combined; out[r*4+c]
+    do {
+        let out = cols + 24   // cols[i*4+c]: row i of M, column-combined; out[r*4+c]
         for i in 0..<6 {
             let p = m + i * 6 * xiStride
             let r = winogradAT(load8(p), load8(p + xiStride), load8(p + 2 * xiStride), load8(p + 3 * xiStride),

@@ -38,6 +38,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("conv"), help: ArgumentHelp("Time one 3x3 (or K x K) conv layer instead of a model: IN,OUT,SIZE[,K], every path side by side.", valueName: "in,out,size[,k]"))
     var convLayer: String?
 
+    @Option(name: .customLong("conv-path"), help: ArgumentHelp("With --conv: time only this path (direct, f2 or f4).", visibility: .hidden))
+    var convPath: String?
+
     @Option(name: .customLong("winograd-tile"), help: "Winograd output tile: 4 (F(4x4,3x3), default) or 2 (F(2x2,3x3)).")
     var winogradTile: Int = 4
 
@@ -134,6 +137,11 @@ extension BenchCommand {
         if k == 3 && !noWinograd {
             paths.append(("winograd F(2x2)", build(tile: 2), true))
             paths.append(("winograd F(4x4)", f4, true))
+        }
+        if let convPath {
+            let names = ["direct": "direct", "f2": "winograd F(2x2)", "f4": "winograd F(4x4)"]
+            guard let name = names[convPath] else { throw CLIError("--conv-path must be direct, f2 or f4") }
+            paths = paths.filter { $0.0 == name }
         }
         let conv = f4
         let flops = conv.flops(outputHeight: n, outputWidth: n)
