@@ -132,9 +132,13 @@ public final class Conv2D: @unchecked Sendable {
         let zeroTap = UnsafeMutablePointer<Int>.allocate(capacity: 1)
         zeroTap.initialize(to: 0)
         defer { zeroTap.deallocate() }
-        // Blocks of 16 tiles (384 pixels): the block's inputs (C x 1.5 KB) stay in L1/L2 across all output tiles.
+        // Blocks of 16 tiles (384 pixels) per task. Each tile's inputs are first copied into a
+        // contiguous panel (C x 24 floats): read straight from the planes, the C rows are a plane
+        // apart, and planes of 64^2, 128^2, ... floats are multiples of 4 KiB, so every row of the
+        // reduction maps to the same cache set (measured: 256->256 at 128^2 ran at 27 GFLOP/s per core).
         let block = 16
         Parallel.forRanges((tiles + block - 1) / block, minChunk: 1) { range in
+          ScratchPool.shared.with(inPerGroup * Conv2D.tilePixels) { panel in
             for b in range {
                 for g in 0..<groups {
                     let groupWeights = packed + g * outPerGroup * inPerGroup
@@ -142,13 +146,14 @@ public final class Conv2D: @unchecked Sendable {
                     for t in (b * block)..<min(tiles, (b + 1) * block) {
                         let x0 = t * Conv2D.tilePixels
                         let valid = min(Conv2D.tilePixels, n - x0)
+                        packPanel(src + x0, channels: inPerGroup, stride: n, into: panel)
                         var t0 = 0
                         var wp = groupWeights
                         while t0 < outPerGroup {
                             let tile = min(Conv2D.tileChannels, outPerGroup - t0)
                             let oc = g * outPerGroup + t0
-                            let args = TileArgs(src: src + x0, channels: inPerGroup, channelStride: n, kh: 1, rowStride: 0, kw: 1, taps: zeroTap,
-                                                weights: wp, out: out.plane(oc) + x0, outStride: n,
+                            let args = TileArgs(src: UnsafePointer(panel), channels: inPerGroup, channelStride: Conv2D.tilePixels, kh: 1, rowStride: 0,
+                                                kw: 1, taps: zeroTap, weights: wp, out: out.plane(oc) + x0, outStride: n,
                                                 bias: biasValues + oc, relu: relu, valid: valid)
                             convTile(channels: tile, args)
                             wp += tile * inPerGroup
@@ -157,6 +162,7 @@ public final class Conv2D: @unchecked Sendable {
                     }
                 }
             }
+          }
         }
     }
 
@@ -392,6 +398,19 @@ public struct ConvInput {
             scratch[2 * w - 1] = v[w - 1]
             return UnsafePointer(scratch)
         }
+    }
+}
+
+/// Copies 24 consecutive values of each of `channels` rows (`stride` floats apart) into a contiguous
+/// panel, so the micro-kernel's reduction reads memory sequentially. Reads up to 24 values past a
+/// short last tile: tensors keep 64 floats of slack after their last plane.
+@inline(__always)
+func packPanel(_ src: UnsafePointer<Float>, channels: Int, stride: Int, into panel: UnsafeMutablePointer<Float>) {
+    var s = src, d = panel
+    for _ in 0..<channels {
+        store8(load8(s), d); store8(load8(s + 8), d + 8); store8(load8(s + 16), d + 16)
+        s += stride
+        d += Conv2D.tilePixels
     }
 }
 
