@@ -41,10 +41,18 @@ extension Conv2D {
         let tilesX = (w + 3) / 4, tilesY = (h + 3) / 4
         let rowTiles = (tilesX + 7) / 8 * 8
         // 36 transformed planes per tile (F(2x2) has 16): the same L2 budget holds 4/9 as many tiles.
-        let target = max(24, Conv2D.winogradTileBudget * 4 / 9 / max(1, c + oc))
+        // At least 144 tiles (six 24-tile blocks) per task whatever the channel count: each of the
+        // 36 weight matrices is streamed once per block, so wide layers need long tasks to reuse it
+        // (`stylist bench --conv 256,256,132 --conv-path f4`: ~86 ms at 42 tiles per task, ~70 ms at 144+).
+        let target = max(144, Conv2D.winogradTileBudget * 4 / 9 / max(1, c + oc))
         let chunk = min(rowTiles, max(8, target / 8 * 8))
         let columnChunks = (rowTiles + chunk - 1) / chunk
-        let tileRowsPerTask = max(1, min(tilesY, target / max(1, min(chunk, tilesX))))
+        let rowsWanted = max(1, min(tilesY, target / max(1, min(chunk, tilesX))))
+        // Even out the row blocks (17 tile rows as 6+6+5, not 8+8+1), with at least two tasks per
+        // thread when the image has the rows for it, so neither core idles at the end of a layer.
+        let rowBlocks = max((tilesY + rowsWanted - 1) / rowsWanted,
+                            min(tilesY, (2 * Parallel.threadCount + columnChunks - 1) / columnChunks))
+        let tileRowsPerTask = (tilesY + rowBlocks - 1) / rowBlocks
         // Tiles are stored row after row with no padding to a multiple of 8 (at 132^2, 33 tiles per
         // row would have been computed as 40): a row's last 8-tile group spills into the next row's
         // slots, which that row then overwrites; the last row's spill lands in the slack.
