@@ -41,7 +41,7 @@ enum Memory {
 final class BufferCache: @unchecked Sendable {
     static let shared = BufferCache()
     /// Most bytes kept idle in the cache.
-    static let capacityBytes = 128 << 20
+    static let capacityBytes = 192 << 20
     private let lock = NSLock()
     private var sizes: [UnsafeMutableRawPointer: Int] = [:]   // every large live or cached buffer
     private var idle: [Int: [UnsafeMutableRawPointer]] = [:]   // size -> idle buffers
