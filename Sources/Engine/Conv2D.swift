@@ -485,18 +485,18 @@ func fillPhasesScalar(row: UnsafePointer<Float>, width w: Int, pad p: Int, strid
     let padded = w + 2 * p
     for q in 0..<s {
         let phase = dst + q * phaseWidth
+        // Columns j with q + j*s < padded hold data; the rest of the phase is zero (a fill, not a
+        // branch per element: at 132 wide that tail was most of a Winograd F(4x4) row's fill).
+        let dataEnd = min(to, max(from, (padded - q + s - 1) / s))
         var j = from
         var xp = q + from * s
-        while j < to {
-            if xp < padded {
-                let x = xp - p
-                phase[j] = (x >= 0 && x < w) ? row[x] : row[reflect(x, w)]
-            } else {
-                phase[j] = 0
-            }
+        while j < dataEnd {
+            let x = xp - p
+            phase[j] = (x >= 0 && x < w) ? row[x] : row[reflect(x, w)]
             j += 1
             xp += s
         }
+        if dataEnd < to { (phase + dataEnd).update(repeating: 0, count: to - dataEnd) }
     }
 }
 
