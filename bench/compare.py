@@ -20,10 +20,11 @@ def export(models, outdir, py):
     subprocess.run([py, "-c", code, outdir] + models, check=True)
 
 
-def ours(binary, model, size, runs):
+def ours(binary, model, size, runs, min_seconds=0.0):
+    # Same warm-up and run count rule as the ORT worker (--min-seconds), so both are timed over equally long windows.
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
         subprocess.run([binary, "bench", "--model", model, "--size", str(size), "--runs", str(runs),
-                        "--no-layers", "--json", f.name], check=True, stdout=subprocess.DEVNULL)
+                        "--min-seconds", str(min_seconds), "--no-layers", "--json", f.name], check=True, stdout=subprocess.DEVNULL)
         return json.load(open(f.name))
 
 
@@ -62,7 +63,7 @@ def main():
         for s in sizes:
             ratios = []
             for r in range(a.rounds):
-                x = ours(a.binary, m, s, a.runs)
+                x = ours(a.binary, m, s, a.runs, a.min_seconds)
                 y = ort(a.python, f"{a.dir}/{m}.onnx", s, a.runs, a.min_seconds)
                 ratio = x["median_s"] / y["median_s"]
                 ratios.append(ratio)

@@ -23,6 +23,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed runs after one warm-up run.")
     var runs: Int = 5
 
+    @Option(name: .customLong("min-seconds"), help: "Time at least this long in total (at most 20 runs), like bench_ort.py's --worker.")
+    var minSeconds: Double = 0
+
     @Option(help: "Write {model, size, median_s, min_s, times_s, peak_rss_mb} to this file.")
     var json: String?
 
@@ -70,21 +73,30 @@ struct BenchCommand: ParsableCommand {
 
             var times: [Double] = []
             var profile: [LayerTiming] = []
-            for i in 0...runs {
+            func timedRun() throws -> (seconds: Double, timings: [LayerTiming]) {
                 let ctx = RunContext()
                 ctx.recordTimings = true
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = try network.run(content: content, styleImages: [style], weights: [1], alpha: 1, ctx)
-                let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                if i > 0 { times.append(s) }   // run 0 is the warm-up
-                if i == runs { profile = ctx.timings }
+                return (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, ctx.timings)
+            }
+            // Warm-up and run count exactly as bench_ort.py's worker does it: a second warm-up for
+            // jobs under 2 s, then enough runs to cover --min-seconds (at most 20, at least --runs),
+            // so both sides are timed over windows of the same length on a noisy machine.
+            var warm = try timedRun().seconds
+            if warm < 2.0 { warm = try timedRun().seconds }
+            let count = max(runs, min(20, Int(minSeconds / max(warm, 1e-3)) + 1))
+            for i in 0..<count {
+                let run = try timedRun()
+                times.append(run.seconds)
+                if i == count - 1 { profile = run.timings }
             }
             let sorted = times.sorted()
             let dense = profile.filter { $0.kind == "conv3x3" }
             let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
             let flops = profile.map(\.flops).reduce(0, +)
             let rss = peakRSSMegabytes()
-            print("model \(model), \(size)x\(size) content and style, \(Parallel.threadCount) threads, \(runs) runs after warm-up")
+            print("model \(model), \(size)x\(size) content and style, \(Parallel.threadCount) threads, \(times.count) runs after warm-up")
             print(String(format: "median %.1f ms, min %.1f ms, %.1f GFLOP (direct conv), %.1f GFLOP/s, peak RSS %.0f MB",
                          median * 1000, sorted[0] * 1000, flops / 1e9, flops / 1e9 / median, rss))
             if !dense.isEmpty {
