@@ -13,6 +13,8 @@ struct BandedChain {
 
     let name: String
     let stages: [Stage]
+    /// Layer kind reported for the banded run (benchmarks aggregate dense 3x3 time by kind).
+    var kind: String = ""
 
     /// Per-stage (source height, logical input height, output height) for an input `height` rows tall,
     /// and the output width.
@@ -52,7 +54,7 @@ struct BandedChain {
         let (heights, outWidth) = geometry(height: input.height, width: input.width)
         let n = stages.count
         let flops = plan(Size(height: input.height, width: input.width)).flops
-        return try ctx.layer(name + " (bands of \(bandRows) rows)", flops: flops) {
+        return try ctx.layer(name + " (bands of \(bandRows) rows)", flops: flops, kind: kind) {
             let result = Tensor(channels: stages[n - 1].layer.conv.outChannels, height: heights[n], width: outWidth)
             var a = 0
             while a < heights[n] {

@@ -53,8 +53,17 @@ final class BandedExecutionTests: XCTestCase {
     /// The ultra-resolution path (row bands with halos) gives the golden result on a small image
     /// forced through it, with bands small enough that every stage has interior and edge bands.
     func testBandedMicroASTMatchesTheGoldenCases() throws {
-        let network = try ModelLoader.load(path: SharedData.modelsDirectory + "/microast.safetensors")
-        for name in ["microast-cornell-matisse", "microast-sailboat-brush-a06"] {
+        try checkBanded(model: "microast", cases: ["microast-cornell-matisse", "microast-sailboat-brush-a06"])
+    }
+
+    /// The same for AdaIN VGG-19, whose encoder runs its full-resolution layers in bands on large images.
+    func testBandedAdaINVGGMatchesTheGoldenCases() throws {
+        try checkBanded(model: "adain-vgg19-cd16x", cases: ["cd16x-cornell-matisse", "cd16x-sailboat-mondrian-a05"])
+    }
+
+    private func checkBanded(model: String, cases: [String]) throws {
+        let network = try ModelLoader.load(path: SharedData.modelsDirectory + "/\(model).safetensors")
+        for name in cases {
             let st = try SafeTensors(contentsOf: SharedData.goldenDirectory + "/\(name).safetensors")
             let alpha = Float(st.metadata["alpha"]!)!
             for bandRows in [8, 12, 40] {
