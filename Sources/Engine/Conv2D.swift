@@ -27,6 +27,13 @@ public final class Conv2D: @unchecked Sendable {
     let winograd: WinogradWeights?
     /// F(4x4,3x3)-transformed weights, when this layer uses Winograd with 4x4 output tiles (the default).
     let winograd4: Winograd4Weights?
+    /// Collapsed 2x2 weights for inputs seen through nearest 2x upsampling (see `PolyphaseWeights`),
+    /// for dense 3x3 layers too narrow for Winograd. Where Winograd applies it wins (cd16x 1024,
+    /// decoder.conv3_4 64->64: F(4x4) 21 ms, polyphase 27 ms); below it polyphase does
+    /// (decoder.conv1_2 16->16: direct 46 ms, polyphase 29.5 ms).
+    let polyphase: PolyphaseWeights?
+    /// Global switch for the polyphase path (tests compare both; benchmarks can turn it off).
+    nonisolated(unsafe) public static var usePolyphase = true
     /// Winograd output tile for layers built from now on: 4 is F(4x4,3x3), 2 is F(2x2,3x3). F(4x4)
     /// beats F(2x2) wherever Winograd beats direct convolution (`stylist bench --conv`, 2 cores:
     /// 32->32 at 264^2 7.7 ms vs 9.8 ms F(2x2), 8.9 ms direct); F(2x2) stays for comparison.
@@ -70,6 +77,8 @@ public final class Conv2D: @unchecked Sendable {
         let winogradEligible = dense3x3 && min(inChannels, outChannels) >= Conv2D.winogradMinChannels
         winograd = winogradEligible && Conv2D.winogradTile == 2
             ? WinogradWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
+        polyphase = dense3x3 && !winogradEligible
+            ? PolyphaseWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         winograd4 = winogradEligible && Conv2D.winogradTile != 2
             ? Winograd4Weights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         packedCount = weight.count
@@ -102,6 +111,7 @@ public final class Conv2D: @unchecked Sendable {
         biasValues.deallocate()
         winograd?.deallocate()
         winograd4?.deallocate()
+        polyphase?.deallocate()
     }
 
     /// Output spatial size for an input of `height` x `width`.
@@ -171,7 +181,10 @@ public final class Conv2D: @unchecked Sendable {
         precondition(input.tensor.channels == inChannels, "conv expects \(inChannels) channels, got \(input.tensor.shapeDescription)")
         let (ho, wo) = outputSize(height: input.height, width: input.width)
         let out = Tensor(channels: outChannels, height: ho, width: wo)
-        if let winograd4, Conv2D.useWinograd {
+        if let polyphase, Conv2D.usePolyphase, input.mode == .nearest2x, input.rowOffset == 0,
+           input.fullHeight == input.tensor.height, input.tensor.height >= 2, input.tensor.width >= 2 {
+            runPolyphase(input.tensor, polyphase, into: out)
+        } else if let winograd4, Conv2D.useWinograd {
             runWinograd4(input, winograd4, into: out)
         } else if let winograd, Conv2D.useWinograd {
             runWinograd(input, winograd, into: out)

@@ -204,3 +204,25 @@ final class WinogradTests: XCTestCase {
         }
     }
 }
+
+final class PolyphaseTests: XCTestCase {
+    /// A 3x3 conv of a nearest-upsampled input computed as four 2x2 convs of the small input gives
+    /// the direct convolution of the explicitly upsampled tensor (edges, odd sizes, partial tiles).
+    func testPolyphaseMatchesConvolutionOfTheUpsampledTensor() {
+        var rng = SplitMix(state: 77)
+        for (c, oc, h, w) in [(3, 5, 2, 2), (16, 16, 7, 13), (5, 3, 9, 30), (16, 24, 4, 25), (64, 8, 3, 2)] {
+            let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
+            let conv = Conv2D(weight: rng.floats(oc * c * 9), bias: rng.floats(oc), inChannels: c, outChannels: oc, kernel: 3, activation: .relu)
+            XCTAssertNotNil(conv.polyphase)
+            let fast = conv(ConvInput(x, mode: .nearest2x))
+            Conv2D.usePolyphase = false
+            Conv2D.useWinograd = false
+            let reference = conv(Ops.upsampleNearest2x(x))
+            Conv2D.usePolyphase = true
+            Conv2D.useWinograd = true
+            XCTAssertEqual(fast.shapeDescription, reference.shapeDescription)
+            XCTAssertLessThan(maxAbsDiff(fast.values, reference.values), 2e-5 * max(1, reference.values.map(abs).max()!), "\(c)->\(oc) \(h)x\(w)")
+        }
+    }
+}
+
