@@ -546,11 +546,17 @@ func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
 func convTile(channels: Int, _ args: TileArgs) {
     switch channels {
     case 4: convTile(4, args)
-    case 3: convTile(3, args)
-    case 2: convTile(2, args)
-    default: convTile(1, args)
+    case 3: convTile3(args)
+    case 2: convTile2(args)
+    default: convTile1(args)
     }
 }
+
+// Separate functions per partial tile width: left in the switch, the compiler merged the 1-, 2- and
+// 3-channel cases into one copy that tests T inside the inner loop (3-channel output layers ran it).
+@inline(never) func convTile3(_ a: TileArgs) { convTile(3, a) }
+@inline(never) func convTile2(_ a: TileArgs) { convTile(2, a) }
+@inline(never) func convTile1(_ a: TileArgs) { convTile(1, a) }
 
 /// The micro-kernel: `T` output channels (1...4) x 24 pixels, twelve SIMD8 accumulators at most.
 /// `T` is a literal at every call site, so inlining removes the branches on it.
