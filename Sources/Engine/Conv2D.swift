@@ -114,6 +114,9 @@ public final class Conv2D: @unchecked Sendable {
         polyphase?.deallocate()
     }
 
+    /// Whole-tensor runs of this layer use Winograd (band runs never do).
+    public var usesWinograd: Bool { (winograd != nil || winograd4 != nil) && Conv2D.useWinograd }
+
     /// Output spatial size for an input of `height` x `width`.
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
         ((height + 2 * padding - kernel) / stride + 1, (width + 2 * padding - kernel) / stride + 1)
@@ -139,13 +142,11 @@ public final class Conv2D: @unchecked Sendable {
         let n = input.planeSize
         let tiles = (n + Conv2D.tilePixels - 1) / Conv2D.tilePixels
         let relu = activation == .relu
-        let zeroTap = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-        zeroTap.initialize(to: 0)
-        defer { zeroTap.deallocate() }
         // Blocks of 16 tiles (384 pixels) per task. Each tile's inputs are first copied into a
         // contiguous panel (C x 24 floats): read straight from the planes, the C rows are a plane
         // apart, and planes of 64^2, 128^2, ... floats are multiples of 4 KiB, so every row of the
         // reduction maps to the same cache set (measured: 256->256 at 128^2 ran at 27 GFLOP/s per core).
+        let taps = oneTapAtZero                    // a global: read once, not a lazy-init check per tile
         let block = 16
         Parallel.forRanges((tiles + block - 1) / block, minChunk: 1) { range in
           ScratchPool.shared.with(inPerGroup * Conv2D.tilePixels) { panel in
@@ -163,7 +164,7 @@ public final class Conv2D: @unchecked Sendable {
                             let tile = min(Conv2D.tileChannels, outPerGroup - t0)
                             let oc = g * outPerGroup + t0
                             let args = TileArgs(src: UnsafePointer(panel), channels: inPerGroup, channelStride: Conv2D.tilePixels, kh: 1, rowStride: 0,
-                                                kw: 1, taps: zeroTap, weights: wp, out: out.plane(oc) + x0, outStride: n,
+                                                kw: 1, taps: taps, weights: wp, out: out.plane(oc) + x0, outStride: n,
                                                 bias: biasValues + oc, relu: relu, valid: valid)
                             convTile(channels: tile, args)
                             wp += tile * inPerGroup
@@ -513,6 +514,19 @@ func fillPhasesScalar(row: UnsafePointer<Float>, width w: Int, pad p: Int, strid
     }
 }
 
+/// The tap table of a 1x1 kernel (one tap at offset 0) and a zero bias for a whole tile: constants
+/// shared by every pointwise conv and Winograd matrix product.
+let oneTapAtZero: UnsafePointer<Int> = {
+    let p = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    p.initialize(to: 0)
+    return UnsafePointer(p)
+}()
+let zeroBias: UnsafePointer<Float> = {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: Conv2D.tileChannels)
+    p.initialize(repeating: 0, count: Conv2D.tileChannels)
+    return UnsafePointer(p)
+}()
+
 /// Arguments of one micro-kernel call: `channels` x `kh` input rows (channels `channelStride` apart,
 /// rows `rowStride` apart), `kw` taps at offsets `taps`, weights in [channel][ky][kx][tile] order.
 struct TileArgs {
@@ -541,22 +555,18 @@ func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
-/// The micro-kernel specialised for a tile of `channels` (1...4) output channels.
-@inline(__always)
+/// The micro-kernel specialised for a tile of `channels` (1...4) output channels. Never inlined:
+/// inside a large caller (a Winograd task, a row loop) the 12-accumulator loop loses registers
+/// (F(4x4) 128->128 at 132^2 ran 23 ms inlined against 16.5 ms as its own function).
+@inline(never)
 func convTile(channels: Int, _ args: TileArgs) {
     switch channels {
     case 4: convTile(4, args)
-    case 3: convTile3(args)
-    case 2: convTile2(args)
-    default: convTile1(args)
+    case 3: convTile(3, args)
+    case 2: convTile(2, args)
+    default: convTile(1, args)
     }
 }
-
-// Separate functions per partial tile width: left in the switch, the compiler merged the 1-, 2- and
-// 3-channel cases into one copy that tests T inside the inner loop (3-channel output layers ran it).
-@inline(never) func convTile3(_ a: TileArgs) { convTile(3, a) }
-@inline(never) func convTile2(_ a: TileArgs) { convTile(2, a) }
-@inline(never) func convTile1(_ a: TileArgs) { convTile(1, a) }
 
 /// The micro-kernel: `T` output channels (1...4) x 24 pixels, twelve SIMD8 accumulators at most.
 /// `T` is a literal at every call site, so inlining removes the branches on it.

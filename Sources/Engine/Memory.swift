@@ -54,8 +54,9 @@ final class BufferCache: @unchecked Sendable {
     /// The smallest idle buffer of at least `bytes` (a 2 MiB multiple) and at most 1.5x that, if one is cached.
     func take(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
-        guard let size = idle.keys.filter({ $0 >= bytes && 2 * $0 <= 3 * bytes }).min(),
-              var list = idle[size], let p = list.popLast() else { return nil }
+        var best: Int?
+        for size in idle.keys where size >= bytes && 2 * size <= 3 * bytes && size < (best ?? .max) { best = size }
+        guard let size = best, var list = idle[size], let p = list.popLast() else { return nil }
         idle[size] = list.isEmpty ? nil : list
         idleBytes -= size
         return p

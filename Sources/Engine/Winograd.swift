@@ -61,11 +61,6 @@ extension Conv2D {
         let rowsCount = 4 * 2 * phaseWidth
         let tasks = (tilesY + tileRowsPerTask - 1) / tileRowsPerTask * columnChunks
         let relu = activation == .relu
-        let zeroTap = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-        zeroTap.initialize(to: 0)
-        let zeros = UnsafeMutablePointer<Float>.allocate(capacity: Conv2D.tileChannels)
-        zeros.initialize(repeating: 0, count: Conv2D.tileChannels)
-        defer { zeroTap.deallocate(); zeros.deallocate() }
 
         Parallel.forRanges(tasks, minChunk: 1) { range in
           ScratchPool.shared.with(vCount + mCount + rowsCount + input.rowScratchCount) { scratch in
@@ -92,25 +87,8 @@ extension Conv2D {
                     }
                 }
                 // 16 matrix products: M[xi] (oc x tiles) = U[xi] (oc x c) * V[xi] (c x tiles).
-                let tiles = nty * ncols
-                for xi in 0..<16 {
-                    let v = UnsafePointer(vBuf + xi * c * nPad)
-                    let u = wg.packed + xi * oc * c
-                    var x0 = 0
-                    while x0 < tiles {
-                        let valid = min(Conv2D.tilePixels, tiles - x0)
-                        var t0 = 0
-                        while t0 < oc {
-                            let tile = min(Conv2D.tileChannels, oc - t0)
-                            let args = TileArgs(src: v + x0, channels: c, channelStride: nPad, kh: 1, rowStride: 0, kw: 1, taps: zeroTap,
-                                                weights: u + t0 * c, out: mBuf + (xi * oc + t0) * nPad + x0, outStride: nPad,
-                                                bias: zeros, relu: false, valid: valid)
-                            convTile(channels: tile, args)
-                            t0 += tile
-                        }
-                        x0 += Conv2D.tilePixels
-                    }
-                }
+                winogradProducts(points: 16, u: UnsafePointer(wg.packed), v: UnsafePointer(vBuf), m: mBuf,
+                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols)
                 // Output transform, bias, activation.
                 for o in 0..<oc {
                     let bias = SIMD8<Float>(repeating: biasValues[o])
@@ -129,6 +107,31 @@ extension Conv2D {
                 }
             }
           }
+        }
+    }
+}
+
+/// `points` matrix products M[xi] (oc x tiles) = U[xi] (oc x c) * V[xi] (c x tiles) on the conv
+/// micro-kernel, shared by F(2x2) (16 points) and F(4x4) (36): U[xi] packed like the kernel's
+/// weights ([oc tile of 4][c][tile]), V[xi] and M[xi] rows `stride` floats apart.
+@inline(__always)
+func winogradProducts(points: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                      c: Int, oc: Int, stride: Int, tiles: Int) {
+    let taps = oneTapAtZero, bias = zeroBias     // globals: read once, not a lazy-init check per tile
+    for xi in 0..<points {
+        let vx = v + xi * c * stride, ux = u + xi * oc * c
+        var x0 = 0
+        while x0 < tiles {
+            let valid = min(Conv2D.tilePixels, tiles - x0)
+            var t0 = 0
+            while t0 < oc {
+                let tile = min(Conv2D.tileChannels, oc - t0)
+                convTile(channels: tile, TileArgs(src: vx + x0, channels: c, channelStride: stride, kh: 1, rowStride: 0, kw: 1,
+                                                  taps: taps, weights: ux + t0 * c, out: m + (xi * oc + t0) * stride + x0,
+                                                  outStride: stride, bias: bias, relu: false, valid: valid))
+                t0 += tile
+            }
+            x0 += Conv2D.tilePixels
         }
     }
 }

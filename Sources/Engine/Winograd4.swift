@@ -63,11 +63,6 @@ extension Conv2D {
         let rowsCount = 6 * 4 * phaseWidth
         let tasks = (tilesY + tileRowsPerTask - 1) / tileRowsPerTask * columnChunks
         let relu = activation == .relu
-        let zeroTap = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-        zeroTap.initialize(to: 0)
-        let zeros = UnsafeMutablePointer<Float>.allocate(capacity: Conv2D.tileChannels)
-        zeros.initialize(repeating: 0, count: Conv2D.tileChannels)
-        defer { zeroTap.deallocate(); zeros.deallocate() }
 
         Parallel.forRanges(tasks, minChunk: 1) { range in
           ScratchPool.shared.with(vCount + mCount + rowsCount + input.rowScratchCount + 64 + 8 * 40) { scratch in
@@ -97,24 +92,8 @@ extension Conv2D {
                         }
                     }
                 }
-                let tiles = nty * ncols
-                for xi in 0..<36 {
-                    let v = UnsafePointer(vBuf + xi * c * nPad)
-                    let u = wg.packed + xi * oc * c
-                    var x0 = 0
-                    while x0 < tiles {
-                        let valid = min(Conv2D.tilePixels, tiles - x0)
-                        var t0 = 0
-                        while t0 < oc {
-                            let tile = min(Conv2D.tileChannels, oc - t0)
-                            convTile(channels: tile, TileArgs(src: v + x0, channels: c, channelStride: nPad, kh: 1, rowStride: 0, kw: 1,
-                                                              taps: zeroTap, weights: u + t0 * c, out: mBuf + (xi * oc + t0) * nPad + x0,
-                                                              outStride: nPad, bias: zeros, relu: false, valid: valid))
-                            t0 += tile
-                        }
-                        x0 += Conv2D.tilePixels
-                    }
-                }
+                winogradProducts(points: 36, u: UnsafePointer(wg.packed), v: UnsafePointer(vBuf), m: mBuf,
+                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols)
                 for o in 0..<oc {
                     let bias = SIMD8<Float>(repeating: biasValues[o])
                     for lr in 0..<nty {

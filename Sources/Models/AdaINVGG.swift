@@ -73,12 +73,12 @@ public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
     static let bandThresholdPixels = 700_000
     static let bandRows = 32
 
-    /// Band height for an image of `height` x `width` (nil: whole layers). Only networks whose
-    /// full-resolution convs run direct are banded: bands have no Winograd path, which the 64-channel
-    /// layers of the full-size network need more than cache locality.
+    /// Band height for an image of `height` x `width` (nil: whole layers). Only heads whose convs
+    /// run direct are banded: bands have no Winograd path, which the 64-channel layers of the
+    /// full-size network need more than cache locality.
     func bandRows(height: Int, width: Int, _ ctx: RunContext) -> Int? {
         if let forced = ctx.forcedBandRows { return forced }
-        guard widths[0] < Conv2D.winogradMinChannels else { return nil }
+        guard !encoderHead.stages.contains(where: { $0.layer.conv.usesWinograd }) else { return nil }
         return height * width >= AdaINVGG.bandThresholdPixels ? AdaINVGG.bandRows : nil
     }
 
