@@ -146,7 +146,8 @@ public final class Conv2D: @unchecked Sendable {
         // contiguous panel (C x 24 floats): read straight from the planes, the C rows are a plane
         // apart, and planes of 64^2, 128^2, ... floats are multiples of 4 KiB, so every row of the
         // reduction maps to the same cache set (measured: 256->256 at 128^2 ran at 27 GFLOP/s per core).
-        let taps = oneTapAtZero                    // a global: read once, not a lazy-init check per tile
+        let offsets = TapOffsets(channels: inPerGroup, channelStride: Conv2D.tilePixels)
+        defer { offsets.deallocate() }
         let block = 16
         Parallel.forRanges((tiles + block - 1) / block, minChunk: 1) { range in
           ScratchPool.shared.with(inPerGroup * Conv2D.tilePixels) { panel in
@@ -163,8 +164,7 @@ public final class Conv2D: @unchecked Sendable {
                         while t0 < outPerGroup {
                             let tile = min(Conv2D.tileChannels, outPerGroup - t0)
                             let oc = g * outPerGroup + t0
-                            let args = TileArgs(src: UnsafePointer(panel), channels: inPerGroup, channelStride: Conv2D.tilePixels, kh: 1, rowStride: 0,
-                                                kw: 1, taps: taps, weights: wp, out: out.plane(oc) + x0, outStride: n,
+                            let args = TileArgs(src: UnsafePointer(panel), offsets: offsets.pointer, taps: offsets.count, weights: wp, out: out.plane(oc) + x0, outStride: n,
                                                 bias: biasValues + oc, relu: relu, valid: valid)
                             convTile(channels: tile, args)
                             wp += tile * inPerGroup
@@ -199,12 +199,10 @@ public final class Conv2D: @unchecked Sendable {
 
     /// Geometry shared by the row and plane paths: padded rows are split into `stride` phases of
     /// `phaseWidth` floats, wide enough that every tap of every 24-pixel tile is readable.
-    private func phaseGeometry(outputWidth wo: Int) -> (phaseWidth: Int, taps: UnsafeMutablePointer<Int>) {
+    private func phaseGeometry(outputWidth wo: Int) -> (phaseWidth: Int, columns: [Int]) {
         let tiles = (wo + Conv2D.tilePixels - 1) / Conv2D.tilePixels
         let phaseWidth = tiles * Conv2D.tilePixels + (kernel - 1) / stride + 16
-        let taps = UnsafeMutablePointer<Int>.allocate(capacity: kernel)
-        for kx in 0..<kernel { taps[kx] = (kx % stride) * phaseWidth + kx / stride }
-        return (phaseWidth, taps)
+        return (phaseWidth, (0..<kernel).map { kx in (kx % stride) * phaseWidth + kx / stride })
     }
 
     /// Row path (dense convolutions): for each output row, the `kernel` input rows of every input
@@ -214,9 +212,10 @@ public final class Conv2D: @unchecked Sendable {
     public func run(_ input: ConvInput, into out: Tensor, outputRows: Range<Int>, outputRowOffset: Int = 0) {
         let wo = out.width
         let k = kernel, s = stride, p = padding
-        let (phaseWidth, taps) = phaseGeometry(outputWidth: wo)
-        defer { taps.deallocate() }
+        let (phaseWidth, columns) = phaseGeometry(outputWidth: wo)
         let rowLen = s * phaseWidth
+        let offsets = TapOffsets(channels: inPerGroup, channelStride: k * rowLen, kh: k, rowStride: rowLen, columns: columns)
+        defer { offsets.deallocate() }
         let scratchCount = inPerGroup * k * rowLen
         let relu = activation == .relu
         let ocTileWeights = inPerGroup * k * k
@@ -238,7 +237,7 @@ public final class Conv2D: @unchecked Sendable {
                     }
                     // x outer, channel tiles inner: the slice of scratch under one 24-pixel tile
                     // (inPerGroup * k rows) stays in L1 while every output tile reuses it.
-                    runTiles(src: UnsafePointer(scratch), channelStride: k * rowLen, rowStride: rowLen, taps: taps,
+                    runTiles(src: UnsafePointer(scratch), offsets: offsets,
                              group: g, out: out, outRow: oy, relu: relu, ocTileWeights: ocTileWeights)
                 }
             }
@@ -253,12 +252,13 @@ public final class Conv2D: @unchecked Sendable {
     public func runGroupedPlanes(_ input: ConvInput, into out: Tensor, outputRows: Range<Int>, outputRowOffset: Int = 0) {
         let wo = out.width
         let k = kernel, s = stride, p = padding
-        let (phaseWidth, taps) = phaseGeometry(outputWidth: wo)
-        defer { taps.deallocate() }
+        let (phaseWidth, columns) = phaseGeometry(outputWidth: wo)
         let rowLen = s * phaseWidth
         let firstPadded = outputRows.lowerBound * s                 // padded-row coordinates
         let paddedRows = (outputRows.count - 1) * s + k
         let planeLen = paddedRows * rowLen
+        let offsets = TapOffsets(channels: inPerGroup, channelStride: planeLen, kh: k, rowStride: rowLen, columns: columns)
+        defer { offsets.deallocate() }
         let relu = activation == .relu
         let ocTileWeights = inPerGroup * k * k
         let logicalHeight = input.height, logicalWidth = input.width
@@ -276,7 +276,7 @@ public final class Conv2D: @unchecked Sendable {
                     }
                 }
                 for (i, y) in outputRows.enumerated() {
-                    runTiles(src: UnsafePointer(scratch + i * s * rowLen), channelStride: planeLen, rowStride: rowLen, taps: taps,
+                    runTiles(src: UnsafePointer(scratch + i * s * rowLen), offsets: offsets,
                              group: g, out: out, outRow: y - outputRowOffset, relu: relu, ocTileWeights: ocTileWeights)
                 }
             }
@@ -315,7 +315,7 @@ public final class Conv2D: @unchecked Sendable {
 
     /// All output tiles of one group for one output row, x tiles outer.
     @inline(__always)
-    private func runTiles(src: UnsafePointer<Float>, channelStride: Int, rowStride: Int, taps: UnsafePointer<Int>,
+    private func runTiles(src: UnsafePointer<Float>, offsets: TapOffsets,
                           group g: Int, out: Tensor, outRow oy: Int, relu: Bool, ocTileWeights: Int) {
         let wo = out.width
         let groupWeights = packed + g * outPerGroup * ocTileWeights
@@ -327,9 +327,7 @@ public final class Conv2D: @unchecked Sendable {
             while t0 < outPerGroup {
                 let tile = min(Conv2D.tileChannels, outPerGroup - t0)
                 let oc = g * outPerGroup + t0
-                let args = TileArgs(src: src + x0, channels: inPerGroup, channelStride: channelStride, kh: kernel,
-                                    rowStride: rowStride, kw: kernel, taps: taps,
-                                    weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
+                let args = TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
                                     bias: biasValues + oc, relu: relu, valid: valid)
                 convTile(channels: tile, args)
                 wp += tile * ocTileWeights
@@ -514,29 +512,43 @@ func fillPhasesScalar(row: UnsafePointer<Float>, width w: Int, pad p: Int, strid
     }
 }
 
-/// The tap table of a 1x1 kernel (one tap at offset 0) and a zero bias for a whole tile: constants
-/// shared by every pointwise conv and Winograd matrix product.
-let oneTapAtZero: UnsafePointer<Int> = {
-    let p = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-    p.initialize(to: 0)
-    return UnsafePointer(p)
-}()
+/// A zero bias for a whole tile, shared by the Winograd matrix products.
 let zeroBias: UnsafePointer<Float> = {
     let p = UnsafeMutablePointer<Float>.allocate(capacity: Conv2D.tileChannels)
     p.initialize(repeating: 0, count: Conv2D.tileChannels)
     return UnsafePointer(p)
 }()
 
-/// Arguments of one micro-kernel call: `channels` x `kh` input rows (channels `channelStride` apart,
-/// rows `rowStride` apart), `kw` taps at offsets `taps`, weights in [channel][ky][kx][tile] order.
+/// Every tap's offset from a tile's first input value, in the packed weights' order
+/// ([channel][ky][kx]): the micro-kernel runs one flat loop over them. Nested channel/row/column
+/// loops of 3 iterations each cost a third of the kernel's speed when the machine was busy
+/// (16->16 at 512^2: 77 -> 128 GFLOP/s between quiet and busy minutes, while Winograd's long
+/// loops lost 10%), the signature of short loops' branches mispredicting.
+struct TapOffsets {
+    let pointer: UnsafeMutablePointer<Int>
+    let count: Int
+
+    /// `channels` x `kh` rows (channels `channelStride` apart, rows `rowStride` apart), columns at `columns`.
+    init(channels: Int, channelStride: Int, kh: Int = 1, rowStride: Int = 0, columns: [Int] = [0]) {
+        count = channels * kh * columns.count
+        pointer = .allocate(capacity: count)
+        var i = 0
+        for c in 0..<channels {
+            for ky in 0..<kh {
+                for x in columns { pointer[i] = c * channelStride + ky * rowStride + x; i += 1 }
+            }
+        }
+    }
+
+    func deallocate() { pointer.deallocate() }
+}
+
+/// Arguments of one micro-kernel call: `taps` inputs at `offsets` from `src`, each with a weight per
+/// output channel ([tap][tile] order), 24 pixels wide.
 struct TileArgs {
     let src: UnsafePointer<Float>
-    let channels: Int
-    let channelStride: Int
-    let kh: Int
-    let rowStride: Int
-    let kw: Int
-    let taps: UnsafePointer<Int>
+    let offsets: UnsafePointer<Int>
+    let taps: Int
     let weights: UnsafePointer<Float>
     let out: UnsafeMutablePointer<Float>
     let outStride: Int
@@ -577,31 +589,24 @@ func convTile(_ T: Int, _ a: TileArgs) {
     var a20 = SIMD8<Float>(), a21 = SIMD8<Float>(), a22 = SIMD8<Float>()
     var a30 = SIMD8<Float>(), a31 = SIMD8<Float>(), a32 = SIMD8<Float>()
     var wp = a.weights
-    let kw = a.kw
-    for ic in 0..<a.channels {
-      var rp = a.src + ic * a.channelStride
-      for _ in 0..<a.kh {
-        for kx in 0..<kw {
-            let p = rp + a.taps[kx]
-            let v0 = load8(p), v1 = load8(p + 8), v2 = load8(p + 16)
-            let w0 = SIMD8<Float>(repeating: wp[0])
-            madd(&a00, w0, v0); madd(&a01, w0, v1); madd(&a02, w0, v2)
-            if T > 1 {
-                let w1 = SIMD8<Float>(repeating: wp[1])
-                madd(&a10, w1, v0); madd(&a11, w1, v1); madd(&a12, w1, v2)
-            }
-            if T > 2 {
-                let w2 = SIMD8<Float>(repeating: wp[2])
-                madd(&a20, w2, v0); madd(&a21, w2, v1); madd(&a22, w2, v2)
-            }
-            if T > 3 {
-                let w3 = SIMD8<Float>(repeating: wp[3])
-                madd(&a30, w3, v0); madd(&a31, w3, v1); madd(&a32, w3, v2)
-            }
-            wp += T
+    for t in 0..<a.taps {
+        let p = a.src + a.offsets[t]
+        let v0 = load8(p), v1 = load8(p + 8), v2 = load8(p + 16)
+        let w0 = SIMD8<Float>(repeating: wp[0])
+        madd(&a00, w0, v0); madd(&a01, w0, v1); madd(&a02, w0, v2)
+        if T > 1 {
+            let w1 = SIMD8<Float>(repeating: wp[1])
+            madd(&a10, w1, v0); madd(&a11, w1, v1); madd(&a12, w1, v2)
         }
-        rp += a.rowStride
-      }
+        if T > 2 {
+            let w2 = SIMD8<Float>(repeating: wp[2])
+            madd(&a20, w2, v0); madd(&a21, w2, v1); madd(&a22, w2, v2)
+        }
+        if T > 3 {
+            let w3 = SIMD8<Float>(repeating: wp[3])
+            madd(&a30, w3, v0); madd(&a31, w3, v1); madd(&a32, w3, v2)
+        }
+        wp += T
     }
     storeTile(T, a, a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32)
 }

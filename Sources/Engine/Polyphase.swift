@@ -57,9 +57,9 @@ extension Conv2D {
         let rowsCount = c * 3 * rowLen
         let bufCount = 2 * oc * phaseWidth
         let relu = activation == .relu
-        let taps = UnsafeMutablePointer<Int>.allocate(capacity: 4)
-        taps[0] = 0; taps[1] = 1; taps[2] = 1; taps[3] = 2        // px = 0: columns (x-1, x); px = 1: (x, x+1)
-        defer { taps.deallocate() }
+        // px = 0 reads columns (x-1, x), px = 1 reads (x, x+1) of the padded rows.
+        let phaseOffsets = [0, 1].map { px in TapOffsets(channels: c, channelStride: 3 * rowLen, kh: 2, rowStride: rowLen, columns: [px, px + 1]) }
+        defer { phaseOffsets.forEach { $0.deallocate() } }
 
         Parallel.forRanges(h, minChunk: 1) { range in
           ScratchPool.shared.with(rowsCount + bufCount) { scratch in
@@ -81,14 +81,14 @@ extension Conv2D {
                     for px in 0..<2 {
                         let weights = pw.packed + (py * 2 + px) * pw.phaseCount
                         let phaseBuf = buf + px * oc * phaseWidth
+                        let offsets = phaseOffsets[px]
                         var x0 = 0
                         while x0 < w {
                             var t0 = 0
                             var wp = UnsafePointer(weights)
                             while t0 < oc {
                                 let tile = min(Conv2D.tileChannels, oc - t0)
-                                convTile(channels: tile, TileArgs(src: UnsafePointer(rows + py * rowLen + x0), channels: c, channelStride: 3 * rowLen,
-                                                                  kh: 2, rowStride: rowLen, kw: 2, taps: UnsafePointer(taps + 2 * px),
+                                convTile(channels: tile, TileArgs(src: UnsafePointer(rows + py * rowLen + x0), offsets: offsets.pointer, taps: offsets.count,
                                                                   weights: wp, out: phaseBuf + t0 * phaseWidth + x0, outStride: phaseWidth,
                                                                   bias: biasValues + t0, relu: relu, valid: Conv2D.tilePixels))
                                 wp += tile * c * 4

@@ -117,7 +117,9 @@ extension Conv2D {
 @inline(__always)
 func winogradProducts(points: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
                       c: Int, oc: Int, stride: Int, tiles: Int) {
-    let taps = oneTapAtZero, bias = zeroBias     // globals: read once, not a lazy-init check per tile
+    let bias = zeroBias                          // a global: read once, not a lazy-init check per tile
+    let offsets = TapOffsets(channels: c, channelStride: stride)
+    defer { offsets.deallocate() }
     for xi in 0..<points {
         let vx = v + xi * c * stride, ux = u + xi * oc * c
         var x0 = 0
@@ -126,8 +128,7 @@ func winogradProducts(points: Int, u: UnsafePointer<Float>, v: UnsafePointer<Flo
             var t0 = 0
             while t0 < oc {
                 let tile = min(Conv2D.tileChannels, oc - t0)
-                convTile(channels: tile, TileArgs(src: vx + x0, channels: c, channelStride: stride, kh: 1, rowStride: 0, kw: 1,
-                                                  taps: taps, weights: ux + t0 * c, out: m + (xi * oc + t0) * stride + x0,
+                convTile(channels: tile, TileArgs(src: vx + x0, offsets: offsets.pointer, taps: offsets.count, weights: ux + t0 * c, out: m + (xi * oc + t0) * stride + x0,
                                                   outStride: stride, bias: bias, relu: false, valid: valid))
                 t0 += tile
             }
