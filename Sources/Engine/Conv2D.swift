@@ -214,8 +214,14 @@ public final class Conv2D: @unchecked Sendable {
         let k = kernel, s = stride, p = padding
         let (phaseWidth, columns) = phaseGeometry(outputWidth: wo)
         let rowLen = s * phaseWidth
-        let offsets = TapOffsets(channels: inPerGroup, channelStride: k * rowLen, kh: k, rowStride: rowLen, columns: columns)
-        defer { offsets.deallocate() }
+        // Stride 1, one group: the scratch is a ring of `k` padded rows per channel, so each input row
+        // is fetched and padded once, not once per output row that reads it; output row y finds
+        // padded row y + ky in slot (y + ky) % k, through the offset table of rotation y % k.
+        let ring = s == 1 && groups == 1
+        let rotations = (ring ? 0..<k : 0..<1).map { r in
+            TapOffsets(channels: inPerGroup, channelStride: k * rowLen, kh: k, rowStride: rowLen, columns: columns, rowSlot: { ky in (r + ky) % k })
+        }
+        defer { rotations.forEach { $0.deallocate() } }
         let scratchCount = inPerGroup * k * rowLen
         let relu = activation == .relu
         let ocTileWeights = inPerGroup * k * k
@@ -224,20 +230,25 @@ public final class Conv2D: @unchecked Sendable {
         Parallel.forRanges(outputRows.count, minChunk: 1) { chunk in
           ScratchPool.shared.with(scratchCount + input.rowScratchCount) { scratch in
             let tmp = scratch + scratchCount
+            var nextPadded = Int.min                  // ring: first padded row not yet in the scratch
             for i in chunk {
                 let y = outputRows.lowerBound + i
                 let oy = y - outputRowOffset
                 for g in 0..<groups {
-                    for ic in 0..<inPerGroup {
-                        for ky in 0..<k {
-                            let row = input.row(channel: g * inPerGroup + ic, logicalRow: reflect(y * s + ky - p, logicalHeight), scratch: tmp)
+                    // Padded rows y*s ..< y*s + k; the ring already holds those below `nextPadded`.
+                    for ky in 0..<k where !ring || y + ky >= nextPadded {
+                        let logical = reflect(y * s + ky - p, logicalHeight)
+                        let slot = ring ? (y + ky) % k : ky
+                        for ic in 0..<inPerGroup {
+                            let row = input.row(channel: g * inPerGroup + ic, logicalRow: logical, scratch: tmp)
                             fillPaddedRow(row: row, width: logicalWidth, pad: p, stride: s, phaseWidth: phaseWidth,
-                                          into: scratch + (ic * k + ky) * rowLen)
+                                          into: scratch + (ic * k + slot) * rowLen)
                         }
                     }
+                    nextPadded = y + k
                     // x outer, channel tiles inner: the slice of scratch under one 24-pixel tile
                     // (inPerGroup * k rows) stays in L1 while every output tile reuses it.
-                    runTiles(src: UnsafePointer(scratch), offsets: offsets,
+                    runTiles(src: UnsafePointer(scratch), offsets: rotations[ring ? y % k : 0],
                              group: g, out: out, outRow: oy, relu: relu, ocTileWeights: ocTileWeights)
                 }
             }
@@ -529,13 +540,15 @@ struct TapOffsets {
     let count: Int
 
     /// `channels` x `kh` rows (channels `channelStride` apart, rows `rowStride` apart), columns at `columns`.
-    init(channels: Int, channelStride: Int, kh: Int = 1, rowStride: Int = 0, columns: [Int] = [0]) {
+    /// `rowSlot` maps a kernel row to the scratch row holding it (a ring's rotation).
+    init(channels: Int, channelStride: Int, kh: Int = 1, rowStride: Int = 0, columns: [Int] = [0],
+         rowSlot: (Int) -> Int = { $0 }) {
         count = channels * kh * columns.count
         pointer = .allocate(capacity: count)
         var i = 0
         for c in 0..<channels {
             for ky in 0..<kh {
-                for x in columns { pointer[i] = c * channelStride + ky * rowStride + x; i += 1 }
+                for x in columns { pointer[i] = c * channelStride + rowSlot(ky) * rowStride + x; i += 1 }
             }
         }
     }
