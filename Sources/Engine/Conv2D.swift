@@ -28,8 +28,8 @@ public final class Conv2D: @unchecked Sendable {
     /// F(4x4,3x3)-transformed weights, when this layer uses Winograd with 4x4 output tiles (the default).
     let winograd4: Winograd4Weights?
     /// Collapsed 2x2 weights for inputs seen through nearest 2x upsampling (see `PolyphaseWeights`),
-    /// for dense 3x3 layers too narrow for Winograd. Where Winograd applies it wins (cd16x 1024,
-    /// decoder.conv3_4 64->64: F(4x4) 21 ms, polyphase 27 ms); below it polyphase does
+    /// for dense 3x3 layers narrower than `polyphaseMaxChannels`. From 64 channels Winograd wins
+    /// (cd16x 1024, decoder.conv3_4 64->64: F(4x4) 21 ms, polyphase 27 ms); at 16 polyphase does
     /// (decoder.conv1_2 16->16: direct 46 ms, polyphase 29.5 ms).
     let polyphase: PolyphaseWeights?
     /// Global switch for the polyphase path (tests compare both; benchmarks can turn it off).
@@ -43,10 +43,16 @@ public final class Conv2D: @unchecked Sendable {
     /// Winograd task size: tiles x (in + out channels) per task (tunable for benchmarks).
     nonisolated(unsafe) public static var winogradTileBudget = 49152
 
-    /// Dense 3x3 convs with at least this many input and output channels use Winograd. Below it the
-    /// transforms cost more than they save (`stylist bench --conv`, 2 cores: 16->16 at 528^2 direct
-    /// 9.2 ms, F(2x2) 9.9 ms, F(4x4) 14.5 ms; 16->32 and 32->16 at 264^2 also direct). Read when a layer is built.
-    nonisolated(unsafe) public static var winogradMinChannels = 32
+    /// Dense 3x3 convs with at least this many input and output channels use Winograd. Since the
+    /// micro-kernel's flat tap loop, F(4x4) wins from 16 channels (`stylist bench --conv`, 2 cores,
+    /// medians of alternating runs: 16->16 at 512^2 direct 10.2-10.8 ms, F(4x4) 7.3; at 1024^2
+    /// 52-56 vs 33; 16->32 and 32->16 at 512^2 20-24 vs 16-17.5); with 8 channels the transforms
+    /// cost more than they save. Read when a layer is built.
+    nonisolated(unsafe) public static var winogradMinChannels = 16
+
+    /// Dense 3x3 convs narrower than this (in or out) also get polyphase weights, used instead of
+    /// Winograd for nearest-upsampled inputs (2.25x fewer FLOPs at direct-conv speed).
+    static let polyphaseMaxChannels = 32
 
     /// Global switch for Winograd (tests compare both paths; benchmarks can turn it off).
     nonisolated(unsafe) public static var useWinograd = true
@@ -77,7 +83,7 @@ public final class Conv2D: @unchecked Sendable {
         let winogradEligible = dense3x3 && min(inChannels, outChannels) >= Conv2D.winogradMinChannels
         winograd = winogradEligible && Conv2D.winogradTile == 2
             ? WinogradWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
-        polyphase = dense3x3 && !winogradEligible
+        polyphase = dense3x3 && min(inChannels, outChannels) < Conv2D.polyphaseMaxChannels
             ? PolyphaseWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         winograd4 = winogradEligible && Conv2D.winogradTile != 2
             ? Winograd4Weights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil

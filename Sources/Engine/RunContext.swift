@@ -13,6 +13,10 @@ public struct LayerTiming: Sendable {
     public let flops: Double
     /// What ran, e.g. "conv3x3" (for aggregating by kind); empty for other ops.
     public let kind: String
+
+    public init(name: String, seconds: Double, flops: Double, kind: String) {
+        self.name = name; self.seconds = seconds; self.flops = flops; self.kind = kind
+    }
 }
 
 /// Carries progress reporting, cancellation and per-layer timing through one inference run.

@@ -50,6 +50,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("no-winograd"), help: "Direct convolution only (for comparison).")
     var noWinograd = false
 
+    @Option(name: .customLong("winograd-min-channels"), help: ArgumentHelp("Dense 3x3 convs with at least this many input and output channels use Winograd.", visibility: .hidden))
+    var winogradMinChannels: Int?
+
     @Flag(name: .customLong("no-layers"), help: "Skip the per-layer table.")
     var noLayers = false
 
@@ -59,6 +62,7 @@ struct BenchCommand: ParsableCommand {
             if let threads { Parallel.threadCount = max(1, threads) }
             if let winogradBudget { Conv2D.winogradTileBudget = max(1, winogradBudget) }
             if noWinograd { Conv2D.useWinograd = false }
+            if let winogradMinChannels { Conv2D.winogradMinChannels = max(1, winogradMinChannels) }
             guard winogradTile == 2 || winogradTile == 4 else { throw CLIError("--winograd-tile must be 2 or 4") }
             Conv2D.winogradTile = winogradTile
             if let convLayer { try benchConvLayer(convLayer); return }
@@ -73,6 +77,7 @@ struct BenchCommand: ParsableCommand {
 
             var times: [Double] = []
             var profile: [LayerTiming] = []
+            var layerSeconds: [[Double]] = []     // per layer, every run
             func timedRun() throws -> (seconds: Double, timings: [LayerTiming]) {
                 let ctx = RunContext()
                 ctx.recordTimings = true
@@ -90,10 +95,20 @@ struct BenchCommand: ParsableCommand {
                 let run = try timedRun()
                 times.append(run.seconds)
                 if i == count - 1 { profile = run.timings }
+                if layerSeconds.isEmpty { layerSeconds = Array(repeating: [], count: run.timings.count) }
+                for (j, t) in run.timings.enumerated() where j < layerSeconds.count { layerSeconds[j].append(t.seconds) }
             }
             let sorted = times.sorted()
+            func medianOf(_ xs: [Double]) -> Double {
+                let s = xs.sorted()
+                return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+            }
+            // Per-layer medians over the runs: on a shared machine one run's layers swing by 2x.
+            if layerSeconds.count == profile.count {
+                profile = zip(profile, layerSeconds).map { LayerTiming(name: $0.name, seconds: medianOf($1), flops: $0.flops, kind: $0.kind) }
+            }
             let dense = profile.filter { $0.kind == "conv3x3" }
-            let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            let median = medianOf(times)
             let flops = profile.map(\.flops).reduce(0, +)
             let rss = peakRSSMegabytes()
             print("model \(model), \(size)x\(size) content and style, \(Parallel.threadCount) threads, \(times.count) runs after warm-up")
@@ -101,10 +116,10 @@ struct BenchCommand: ParsableCommand {
                          median * 1000, sorted[0] * 1000, flops / 1e9, flops / 1e9 / median, rss))
             if !dense.isEmpty {
                 let f = dense.map(\.flops).reduce(0, +), t = dense.map(\.seconds).reduce(0, +)
-                print(String(format: "dense 3x3 convs (last run): %.1f GFLOP in %.1f ms, %.1f GFLOP/s counting direct-convolution FLOPs", f / 1e9, t * 1000, f / 1e9 / t))
+                print(String(format: "dense 3x3 convs (per-layer medians): %.1f GFLOP in %.1f ms, %.1f GFLOP/s counting direct-convolution FLOPs", f / 1e9, t * 1000, f / 1e9 / t))
             }
             if !noLayers {
-                print("layer (last run)".padding(toLength: 44, withPad: " ", startingAt: 0) + "        ms   GFLOP/s    share")
+                print("layer (median over runs)".padding(toLength: 44, withPad: " ", startingAt: 0) + "        ms   GFLOP/s    share")
                 let total = profile.map(\.seconds).reduce(0, +)
                 for t in profile {
                     let rate = t.flops > 0 ? t.flops / 1e9 / t.seconds : 0.0
@@ -113,7 +128,7 @@ struct BenchCommand: ParsableCommand {
                 }
             }
             if let json {
-                // Dense 3x3 convolutions of the last run, counted in direct-convolution FLOPs.
+                // Dense 3x3 convolutions (per-layer medians), counted in direct-convolution FLOPs.
                 let dense3x3 = profile.filter { $0.kind == "conv3x3" }
                 let object: [String: Any] = ["model": model, "size": size, "median_s": median, "min_s": sorted[0],
                                              "times_s": times, "peak_rss_mb": rss, "gflop": flops / 1e9,
