@@ -180,7 +180,7 @@ final class WinogradTests: XCTestCase {
             let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
             let weight = rng.floats(oc * c * 9), bias = rng.floats(oc)
             let ref = naiveConv(x.values, c: c, h: h, w: w, weight: weight, bias: bias, oc: oc, k: 3, stride: 1, groups: 1, pad: 1, relu: true)
-            // Small layers too: the production threshold (32 channels) would send them to the direct path.
+            // Small layers too: the production threshold (16 channels) would send some to the direct path.
             let minChannels = Conv2D.winogradMinChannels
             Conv2D.winogradMinChannels = 1
             defer { Conv2D.winogradMinChannels = minChannels; Conv2D.winogradTile = 4 }
