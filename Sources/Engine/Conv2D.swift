@@ -46,8 +46,8 @@ public final class Conv2D: @unchecked Sendable {
     /// Dense 3x3 convs with at least this many input and output channels use Winograd. Since the
     /// micro-kernel's flat tap loop, F(4x4) wins from 16 channels (`stylist bench --conv`, 2 cores,
     /// medians of alternating runs: 16->16 at 512^2 direct 10.2-10.8 ms, F(4x4) 7.3; at 1024^2
-    /// 52-56 vs 33; 16->32 and 32->16 at 512^2 20-24 vs 16-17.5); with 8 channels the transforms
-    /// cost more than they save. Read when a layer is built.
+    /// 52-56 vs 33; 16->32 and 32->16 at 512^2 20-24 vs 16-17.5); 12->12 wins too, 8->8 breaks
+    /// even (minimums 2.5-2.6 vs 2.8-3.1 ms). No shipped layer has 4-15 channels. Read when a layer is built.
     nonisolated(unsafe) public static var winogradMinChannels = 16
 
     /// Dense 3x3 convs narrower than this (in or out) also get polyphase weights, used instead of
