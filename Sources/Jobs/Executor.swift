@@ -8,6 +8,14 @@ import Foundation
 public protocol JobExecutor: Sendable {
     /// Runs one job and returns its result.
     func execute(_ job: JobRecord, blobs: BlobStore, progress: JobProgress) throws -> JobResult
+    /// Called on a worker thread after a job, when no job is queued or running: the moment to hand
+    /// memory kept for the next job back to the system.
+    func becameIdle()
+}
+
+extension JobExecutor {
+    /// Nothing to release by default.
+    public func becameIdle() {}
 }
 
 /// What an executor produced: the result's bytes (or a file to move in) and its content type.

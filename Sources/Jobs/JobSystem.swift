@@ -580,6 +580,10 @@ public final class JobSystem: @unchecked Sendable {
     private func workerLoop() {
         while let (record, state) = takeNext() {
             run(record, state)
+            cond.lock()
+            let idle = queue.isEmpty && running.isEmpty && !stopping
+            cond.unlock()
+            if idle { executor.becameIdle() }
         }
     }
 

@@ -61,6 +61,10 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
         self.logger = logger
     }
 
+    /// The queue drained: the engine's idle buffers go back to the system, so an idle server does not
+    /// keep the last job's activations (up to 384 MB of reuse cache) resident.
+    func becameIdle() { EngineMemory.releaseIdle() }
+
     func execute(_ job: JobRecord, blobs: BlobStore, progress: JobProgress) throws -> JobResult {
         hooks.onStart?(job.id)
         do {

@@ -60,6 +60,23 @@ final class JobSystemTests: XCTestCase {
         XCTAssertEqual(stats.queued, 0)
     }
 
+    /// The executor hears when the queue drains (the service frees engine memory then), not between
+    /// queued jobs.
+    func testExecutorIsToldWhenTheQueueDrains() throws {
+        system = try open()
+        let a = try system.submitTest("block", content: "a")
+        waitUntil { self.system.status(a.record.id) == .running }
+        let b = try system.submitTest("ok", content: "b")
+        executor.release(a.record.id)
+        waitUntil { self.system.status(b.record.id) == .succeeded }
+        waitUntil { !self.executor.idleNotifications.isEmpty }
+        XCTAssertEqual(executor.idleNotifications, [2], "told once, after both jobs")
+        let c = try system.submitTest("ok", content: "c")
+        waitUntil { self.system.status(c.record.id) == .succeeded }
+        waitUntil { self.executor.idleNotifications.count == 2 }
+        XCTAssertEqual(executor.idleNotifications, [2, 3])
+    }
+
     func testIDsAreRandomURLSafeAndLongEnough() throws {
         system = try open()
         var ids = Set<String>()

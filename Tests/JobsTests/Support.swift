@@ -23,6 +23,10 @@ final class FakeExecutor: JobExecutor, @unchecked Sendable {
     func step(_ id: String) { cond.lock(); stepsAllowed[id, default: 0] += 1; cond.broadcast(); cond.unlock() }
     var started: [String] { cond.lock(); defer { cond.unlock() }; return startedOrder }
     var canceledSeen: Set<String> { cond.lock(); defer { cond.unlock() }; return sawCancel }
+    private var idleCalls: [Int] = []     // how many jobs had started at each becameIdle()
+    var idleNotifications: [Int] { cond.lock(); defer { cond.unlock() }; return idleCalls }
+
+    func becameIdle() { cond.lock(); idleCalls.append(startedOrder.count); cond.unlock() }
 
     func execute(_ job: JobRecord, blobs: BlobStore, progress: JobProgress) throws -> JobResult {
         cond.lock()
