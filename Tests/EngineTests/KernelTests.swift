@@ -74,6 +74,16 @@ final class ConvolutionTests: XCTestCase {
         check(Case(c: 3, h: 2, w: 3, oc: 6, k: 3, stride: 1, groups: 1, relu: false), seed: 3)
     }
 
+    /// Layers with 3 output channels (RGB outputs) run on the 3 x 32-pixel tile: widths below one
+    /// vector, between 24 and 32, and with a partial second tile; stride 2 and groups of 3 too.
+    func testThreeOutputChannelTilesAgainstNaive() {
+        for (i, w) in [5, 27, 32, 45, 70].enumerated() {
+            check(Case(c: 16, h: 6, w: w, oc: 3, k: 3, stride: 1, groups: 1, relu: i % 2 == 0), seed: 40 + UInt64(i))
+        }
+        check(Case(c: 7, h: 9, w: 41, oc: 3, k: 3, stride: 2, groups: 1, relu: true), seed: 46)
+        check(Case(c: 4, h: 5, w: 37, oc: 6, k: 3, stride: 1, groups: 2, relu: false), seed: 47)
+    }
+
     func testPointwise1x1AgainstNaive() {
         check(Case(c: 32, h: 5, w: 37, oc: 32, k: 1, stride: 1, groups: 1, relu: true), seed: 4)
         check(Case(c: 3, h: 4, w: 4, oc: 3, k: 1, stride: 1, groups: 1, relu: false), seed: 5)
