@@ -205,6 +205,17 @@ public final class Conv2D: @unchecked Sendable {
         return out
     }
 
+    /// This convolution followed by a 2x2 max pool (ceil mode), as `Ops.maxPool2x2(conv(input))`.
+    /// On the F(4x4) path the pool is taken in the output transform and the full-size output is never
+    /// written; other paths convolve, then pool.
+    public func pooled(_ input: Tensor) -> Tensor {
+        guard let winograd4, Conv2D.useWinograd else { return Ops.maxPool2x2(self(input)) }
+        precondition(input.channels == inChannels, "conv expects \(inChannels) channels, got \(input.shapeDescription)")
+        let out = Tensor(channels: outChannels, height: (input.height + 1) / 2, width: (input.width + 1) / 2)
+        runWinograd4(ConvInput(input), winograd4, into: out, pooled: true)
+        return out
+    }
+
     /// Geometry shared by the row and plane paths: padded rows are split into `stride` phases of
     /// `phaseWidth` floats, wide enough that every tap of every 24-pixel tile is readable.
     private func phaseGeometry(outputWidth wo: Int) -> (phaseWidth: Int, columns: [Int]) {

@@ -34,8 +34,10 @@ struct Winograd4Weights {
 }
 
 extension Conv2D {
-    /// Runs this (dense 3x3, stride 1, pad 1) convolution with Winograd F(4x4, 3x3).
-    func runWinograd4(_ input: ConvInput, _ wg: Winograd4Weights, into out: Tensor) {
+    /// Runs this (dense 3x3, stride 1, pad 1) convolution with Winograd F(4x4, 3x3). With `pooled`,
+    /// `out` is the 2x2 max pool (ceil mode) of the convolution, taken in the output transform: each
+    /// 4x4 output tile holds four whole pooling windows, so the full-size output is never written.
+    func runWinograd4(_ input: ConvInput, _ wg: Winograd4Weights, into out: Tensor, pooled: Bool = false) {
         let h = input.height, w = input.width
         let c = inChannels, oc = outChannels
         let tilesX = (w + 3) / 4, tilesY = (h + 3) / 4
@@ -100,8 +102,14 @@ extension Conv2D {
                         let y0 = 4 * (ty0 + lr)
                         var t0 = 0
                         while t0 < ncols {
-                            transformOutputTiles4(UnsafePointer(mBuf + o * nPad + lr * ncols + t0), xiStride: oc * nPad, bias: bias, relu: relu, temp: vectors,
-                                                  plane: out.plane(o), y0: y0, x0: 4 * (tx0 + t0), height: h, width: w)
+                            let m = UnsafePointer(mBuf + o * nPad + lr * ncols + t0)
+                            if pooled {
+                                transformOutputTiles4Pooled(m, xiStride: oc * nPad, bias: bias, relu: relu, temp: vectors,
+                                                            plane: out.plane(o), y0: y0, x0: 4 * (tx0 + t0), height: h, width: w)
+                            } else {
+                                transformOutputTiles4(m, xiStride: oc * nPad, bias: bias, relu: relu, temp: vectors,
+                                                      plane: out.plane(o), y0: y0, x0: 4 * (tx0 + t0), height: h, width: w)
+                            }
                             t0 += 8
                         }
                     }
@@ -155,25 +163,70 @@ func winogradAT(_ m0: SIMD8<Float>, _ m1: SIMD8<Float>, _ m2: SIMD8<Float>, _ m3
     return (m0 + sp + tp, sm + two * tm, sp + four * tp, sm + eight * tm + m5)
 }
 
+/// Y = A^T M A for 8 tiles, plus bias and activation, into `out[r * 4 + c]` (row r, column c of
+/// each tile, one tile per lane); `cols` is scratch for the column-combined rows of M.
+@inline(__always)
+func outputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8<Float>, relu: Bool,
+                  cols: UnsafeMutablePointer<SIMD8<Float>>, out: UnsafeMutablePointer<SIMD8<Float>>) {
+    for i in 0..<6 {
+        let p = m + i * 6 * xiStride
+        let r = winogradAT(load8(p), load8(p + xiStride), load8(p + 2 * xiStride), load8(p + 3 * xiStride),
+                           load8(p + 4 * xiStride), load8(p + 5 * xiStride))
+        cols[i * 4] = r.0; cols[i * 4 + 1] = r.1; cols[i * 4 + 2] = r.2; cols[i * 4 + 3] = r.3
+    }
+    for cIdx in 0..<4 {
+        let r = winogradAT(cols[cIdx], cols[4 + cIdx], cols[8 + cIdx], cols[12 + cIdx], cols[16 + cIdx], cols[20 + cIdx])
+        out[cIdx] = r.0 + bias; out[4 + cIdx] = r.1 + bias; out[8 + cIdx] = r.2 + bias; out[12 + cIdx] = r.3 + bias
+        if relu {
+            for k in 0..<4 { out[k * 4 + cIdx] = relu8(out[k * 4 + cIdx]) }
+        }
+    }
+}
+
+/// The output transform followed by a 2x2 max pool (ceil mode: a window cut by the image's edge
+/// takes the max of what is inside): 8 tiles give 16 pooled pixels on pooled rows y0/2, y0/2 + 1.
+@inline(__always)
+func transformOutputTiles4Pooled(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8<Float>, relu: Bool,
+                                 temp cols: UnsafeMutablePointer<SIMD8<Float>>,
+                                 plane: UnsafeMutablePointer<Float>, y0: Int, x0: Int, height: Int, width: Int) {
+    let out = cols + 24
+    outputTiles4(m, xiStride: xiStride, bias: bias, relu: relu, cols: cols, out: out)
+    let pooledWidth = (width + 1) / 2
+    let validRows = min(4, height - y0)
+    for pr in 0..<2 where 2 * pr < validRows {
+        // Rows 2pr and 2pr + 1 (when inside the image), per tile column c.
+        var v = (out[8 * pr], out[8 * pr + 1], out[8 * pr + 2], out[8 * pr + 3])
+        if 2 * pr + 1 < validRows {
+            v = (max8(v.0, out[8 * pr + 4]), max8(v.1, out[8 * pr + 5]), max8(v.2, out[8 * pr + 6]), max8(v.3, out[8 * pr + 7]))
+        }
+        let row = plane + (y0 / 2 + pr) * pooledWidth
+        let px0 = x0 / 2
+        if x0 + 32 <= width {
+            // Pooled columns 2t and 2t + 1 of tile t, interleaved into 16 consecutive pixels.
+            var both = SIMD16<Float>()
+            both.evenHalf = max8(v.0, v.1); both.oddHalf = max8(v.2, v.3)
+            UnsafeMutableRawPointer(row + px0).storeBytes(of: both, as: SIMD16<Float>.self)
+        } else {
+            func value(_ j: Int) -> Float {                          // full-size column x0 + j
+                switch j % 4 { case 0: return v.0[j / 4]; case 1: return v.1[j / 4]; case 2: return v.2[j / 4]; default: return v.3[j / 4] }
+            }
+            var k = 0
+            while k < 16 && px0 + k < pooledWidth {
+                let j = 2 * k
+                row[px0 + k] = x0 + j + 1 < width ? max(value(j), value(j + 1)) : value(j)
+                k += 1
+            }
+        }
+    }
+}
+
 /// Y = A^T M A for 8 tiles, plus bias and activation, written to rows y0..y0+3 at column x0.
 @inline(__always)
 func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8<Float>, relu: Bool, temp cols: UnsafeMutablePointer<SIMD8<Float>>,
                            plane: UnsafeMutablePointer<Float>, y0: Int, x0: Int, height: Int, width: Int) {
     do {
         let out = cols + 24   // cols[i*4+c]: row i of M, column-combined; out[r*4+c]
-        for i in 0..<6 {
-            let p = m + i * 6 * xiStride
-            let r = winogradAT(load8(p), load8(p + xiStride), load8(p + 2 * xiStride), load8(p + 3 * xiStride),
-                               load8(p + 4 * xiStride), load8(p + 5 * xiStride))
-            cols[i * 4] = r.0; cols[i * 4 + 1] = r.1; cols[i * 4 + 2] = r.2; cols[i * 4 + 3] = r.3
-        }
-        for cIdx in 0..<4 {
-            let r = winogradAT(cols[cIdx], cols[4 + cIdx], cols[8 + cIdx], cols[12 + cIdx], cols[16 + cIdx], cols[20 + cIdx])
-            out[cIdx] = r.0 + bias; out[4 + cIdx] = r.1 + bias; out[8 + cIdx] = r.2 + bias; out[12 + cIdx] = r.3 + bias
-            if relu {
-                for k in 0..<4 { out[k * 4 + cIdx] = relu8(out[k * 4 + cIdx]) }
-            }
-        }
+        outputTiles4(m, xiStride: xiStride, bias: bias, relu: relu, cols: cols, out: out)
         for r in 0..<4 where y0 + r < height {
             let row = plane + (y0 + r) * width
             let o = out + r * 4

@@ -94,14 +94,21 @@ public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
     func run(_ steps: [Step], _ input: Tensor, _ ctx: RunContext, prefix: String) throws -> Tensor {
         var x = input
         var upsamplePending = false   // nearest 2x is fused into the next conv's input fetch
-        for step in steps {
-            switch step {
+        var i = 0
+        while i < steps.count {
+            switch steps[i] {
             case .conv(let layer):
-                x = upsamplePending ? try layer.upsampled(x, .nearest2x, ctx) : try layer(x, ctx)
+                if !upsamplePending, i + 1 < steps.count, case .pool = steps[i + 1] {
+                    x = try layer.pooled(x, ctx)      // the pool is taken in the conv's output transform
+                    i += 1
+                } else {
+                    x = upsamplePending ? try layer.upsampled(x, .nearest2x, ctx) : try layer(x, ctx)
+                }
                 upsamplePending = false
             case .pool: x = try ctx.layer(prefix + "pool", flops: 0) { Ops.maxPool2x2(x) }
             case .upsample: upsamplePending = true
             }
+            i += 1
         }
         precondition(!upsamplePending, "decoder ends with an upsample")
         return x

@@ -22,6 +22,12 @@ struct Conv2DLayer: Sendable {
         return try ctx.layer(name, flops: conv.flops(outputHeight: h, outputWidth: w), kind: kind) { conv(input) }
     }
 
+    /// The layer followed by a 2x2 max pool, fused where the convolution's path allows it.
+    func pooled(_ x: Tensor, _ ctx: RunContext) throws -> Tensor {
+        let (h, w) = conv.outputSize(height: x.height, width: x.width)
+        return try ctx.layer(name + "+pool", flops: conv.flops(outputHeight: h, outputWidth: w), kind: kind) { conv.pooled(x) }
+    }
+
     /// FLOPs and output size for an input of the given size (for progress planning).
     func plan(_ size: Size) -> (flops: Double, size: Size) {
         let (h, w) = conv.outputSize(height: size.height, width: size.width)

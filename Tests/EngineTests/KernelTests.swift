@@ -183,6 +183,24 @@ final class FusedInputTests: XCTestCase {
 }
 
 final class WinogradTests: XCTestCase {
+    /// The 2x2 max pool taken inside F(4x4)'s output transform equals convolving, then pooling:
+    /// odd sizes (ceil-mode windows cut by the edge), heights and widths off the 4-pixel tile and
+    /// the 32-pixel store, with and without ReLU.
+    func testPoolFusedIntoWinogradMatchesConvThenPool() {
+        var rng = SplitMix(state: 77)
+        for (c, oc, h, w, relu) in [(16, 16, 7, 9, true), (16, 20, 13, 50, false), (32, 16, 2, 3, true),
+                                    (16, 16, 1, 1, true), (24, 16, 33, 64, true), (16, 32, 10, 63, false), (17, 16, 5, 37, true)] {
+            let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
+            let conv = Conv2D(weight: rng.floats(oc * c * 9), bias: rng.floats(oc), inChannels: c, outChannels: oc,
+                              kernel: 3, activation: relu ? .relu : .none)
+            XCTAssertTrue(conv.usesWinograd, "\(c)->\(oc) should take the F(4x4) path")
+            let fused = conv.pooled(x)
+            let ref = Ops.maxPool2x2(conv(x))
+            XCTAssertEqual([fused.channels, fused.height, fused.width], [oc, (h + 1) / 2, (w + 1) / 2])
+            XCTAssertEqual(maxAbsDiff(fused.values, ref.values), 0, "\(c)->\(oc) \(h)x\(w) relu \(relu)")
+        }
+    }
+
     /// Winograd F(2x2,3x3) gives the direct convolution's result, odd sizes and fused upsampling included.
     func testWinogradMatchesDirectConvolution() {
         var rng = SplitMix(state: 31)
