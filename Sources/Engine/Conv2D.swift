@@ -564,10 +564,10 @@ let zeroBias: UnsafePointer<Float> = {
 }()
 
 /// Every tap's offset from a tile's first input value, in the packed weights' order
-/// ([channel][ky][kx]): the micro-kernel runs one flat loop over them. Nested channel/row/column
-/// loops of 3 iterations each cost a third of the kernel's speed when the machine was busy
-/// (16->16 at 512^2: 77 -> 128 GFLOP/s between quiet and busy minutes, while Winograd's long
-/// loops lost 10%), the signature of short loops' branches mispredicting.
+/// ([channel][ky][kx]): the micro-kernel runs one flat loop over them. With nested channel/row/
+/// column loops of 3 iterations, the kernel lost a third of its speed when the machine was busy
+/// (16->16 at 512^2: 128 GFLOP/s in a quiet minute, 77 in a busy one, while Winograd's long loops
+/// lost 10%), which points at the short loops' branches; the flat loop was 8-15% faster in A/B runs.
 struct TapOffsets {
     let pointer: UnsafeMutablePointer<Int>
     let count: Int
