@@ -37,7 +37,9 @@ let package = Package(
         // PNG/JPEG decode and encode, EXIF orientation, resampling, RGB float planes.
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs"], swiftSettings: optimized),
         // Tensors, SIMD kernels, thread pool. Knows nothing about files, images or HTTP.
-        .target(name: "Engine", swiftSettings: kernelSettings),
+        // glibc's malloc_trim (malloc.h is not in the Glibc module).
+        .target(name: "CSystemMemory"),
+        .target(name: "Engine", dependencies: ["CSystemMemory"], swiftSettings: kernelSettings),
         // safetensors reader, the adain-vgg19 and microast networks, style codes.
         .target(name: "Models", dependencies: ["Engine"], swiftSettings: simdSettings),
         // Image in, image out: resize, pad, colour preservation, model, crop, encode.

@@ -30,7 +30,8 @@ public final class Conv2D: @unchecked Sendable {
     /// Collapsed 2x2 weights for inputs seen through nearest 2x upsampling (see `PolyphaseWeights`),
     /// for dense 3x3 layers narrower than `polyphaseMaxChannels`. From 64 channels Winograd wins
     /// (cd16x 1024, decoder.conv3_4 64->64: F(4x4) 21 ms, polyphase 27 ms); at 16 polyphase does
-    /// (decoder.conv1_2 16->16: direct 46 ms, polyphase 29.5 ms).
+    /// (decoder.conv1_2 16->16, per-layer medians, `stylist bench --no-polyphase`: at 1024^2
+    /// polyphase 17.4-19.5 ms, F(4x4) 28.2-29.6; at 512^2 5.0-5.2 vs 9.5-13.5). 32 channels untested.
     let polyphase: PolyphaseWeights?
     /// Global switch for the polyphase path (tests compare both; benchmarks can turn it off).
     nonisolated(unsafe) public static var usePolyphase = true
@@ -46,8 +47,9 @@ public final class Conv2D: @unchecked Sendable {
     /// Dense 3x3 convs with at least this many input and output channels use Winograd. Since the
     /// micro-kernel's flat tap loop, F(4x4) wins from 16 channels (`stylist bench --conv`, 2 cores,
     /// medians of alternating runs: 16->16 at 512^2 direct 10.2-10.8 ms, F(4x4) 7.3; at 1024^2
-    /// 52-56 vs 33; 16->32 and 32->16 at 512^2 20-24 vs 16-17.5); 12->12 wins too, 8->8 breaks
-    /// even (minimums 2.5-2.6 vs 2.8-3.1 ms). No shipped layer has 4-15 channels. Read when a layer is built.
+    /// 52-56 vs 33; 16->32 and 32->16 at 512^2 20-24 vs 16-17.5); 12->12 at 512^2 favours F(4x4)
+    /// too, 8->8 is mixed (minimums favour direct, 2.5-2.6 vs 2.8-3.1 ms; medians split). No shipped
+    /// layer has 4-15 channels. Read when a layer is built.
     nonisolated(unsafe) public static var winogradMinChannels = 16
 
     /// Dense 3x3 convs narrower than this (in or out) also get polyphase weights, used instead of
@@ -209,8 +211,7 @@ public final class Conv2D: @unchecked Sendable {
     /// On the F(4x4) path the pool is taken in the output transform and the full-size output is never
     /// written; other paths convolve, then pool.
     public func pooled(_ input: Tensor) -> Tensor {
-        guard let winograd4, Conv2D.useWinograd else { return Ops.maxPool2x2(self(input)) }
-        precondition(input.channels == inChannels, "conv expects \(inChannels) channels, got \(input.shapeDescription)")
+        guard let winograd4, Conv2D.useWinograd, input.channels == inChannels else { return Ops.maxPool2x2(self(input)) }
         let out = Tensor(channels: outChannels, height: (input.height + 1) / 2, width: (input.width + 1) / 2)
         runWinograd4(ConvInput(input), winograd4, into: out, pooled: true)
         return out
@@ -590,7 +591,7 @@ struct TapOffsets {
 }
 
 /// Arguments of one micro-kernel call: `taps` inputs at `offsets` from `src`, each with a weight per
-/// output channel ([tap][tile] order), 24 pixels wide.
+/// output channel ([tap][tile] order); the tile is 24 pixels wide (32 for `convTile3x32`).
 struct TileArgs {
     let src: UnsafePointer<Float>
     let offsets: UnsafePointer<Int>

@@ -1,4 +1,5 @@
 import Foundation
+import CSystemMemory
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,18 +47,10 @@ public enum EngineMemory {
     public static func releaseIdle() {
         ScratchPool.shared.drain()
         for p in BufferCache.shared.drain() { Glibc.free(p) }
-        #if os(Linux)
-        _ = glibcMallocTrim(0)
-        #endif
+        // Freed buffers below malloc's mmap threshold stay in the heap until trimmed.
+        stylist_release_free_heap()
     }
 }
-
-#if os(Linux)
-/// glibc's `malloc_trim` (malloc.h, which the Glibc module does not export): returns free heap pages,
-/// including those of freed buffers below malloc's mmap threshold, to the system.
-@_silgen_name("malloc_trim")
-private func glibcMallocTrim(_ pad: Int) -> Int32
-#endif
 
 /// Large buffers freed by one layer are handed to the next instead of going back to the kernel:
 /// a fresh mapping costs a page fault and zeroing per page on first touch (measured: about 11% of

@@ -58,6 +58,8 @@ extension Conv2D {
         let nPad = (n + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
         let phaseWidth = rowTiles + 16                             // even/odd padded columns per input row
         let vCount = 16 * c * nPad, mCount = 16 * oc * nPad
+        let offsets = TapOffsets(channels: c, channelStride: nPad)   // V's rows, for every task's products
+        defer { offsets.deallocate() }
         let rowsCount = 4 * 2 * phaseWidth
         let tasks = (tilesY + tileRowsPerTask - 1) / tileRowsPerTask * columnChunks
         let relu = activation == .relu
@@ -88,7 +90,7 @@ extension Conv2D {
                 }
                 // 16 matrix products: M[xi] (oc x tiles) = U[xi] (oc x c) * V[xi] (c x tiles).
                 winogradProducts(points: 16, u: UnsafePointer(wg.packed), v: UnsafePointer(vBuf), m: mBuf,
-                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols)
+                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols, offsets: offsets)
                 // Output transform, bias, activation.
                 for o in 0..<oc {
                     let bias = SIMD8<Float>(repeating: biasValues[o])
@@ -116,10 +118,8 @@ extension Conv2D {
 /// weights ([oc tile of 4][c][tile]), V[xi] and M[xi] rows `stride` floats apart.
 @inline(__always)
 func winogradProducts(points: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
-                      c: Int, oc: Int, stride: Int, tiles: Int) {
+                      c: Int, oc: Int, stride: Int, tiles: Int, offsets: TapOffsets) {
     let bias = zeroBias                          // a global: read once, not a lazy-init check per tile
-    let offsets = TapOffsets(channels: c, channelStride: stride)
-    defer { offsets.deallocate() }
     for xi in 0..<points {
         let vx = v + xi * c * stride, ux = u + xi * oc * c
         var x0 = 0

@@ -62,6 +62,8 @@ extension Conv2D {
         let nPad = (n + 8 + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
         let phaseWidth = rowTiles + 16
         let vCount = 36 * c * nPad, mCount = 36 * oc * nPad
+        let offsets = TapOffsets(channels: c, channelStride: nPad)   // V's rows, for every task's products
+        defer { offsets.deallocate() }
         let rowsCount = 6 * 4 * phaseWidth
         let tasks = (tilesY + tileRowsPerTask - 1) / tileRowsPerTask * columnChunks
         let relu = activation == .relu
@@ -95,7 +97,7 @@ extension Conv2D {
                     }
                 }
                 winogradProducts(points: 36, u: UnsafePointer(wg.packed), v: UnsafePointer(vBuf), m: mBuf,
-                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols)
+                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols, offsets: offsets)
                 for o in 0..<oc {
                     let bias = SIMD8<Float>(repeating: biasValues[o])
                     for lr in 0..<nty {

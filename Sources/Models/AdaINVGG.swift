@@ -66,10 +66,10 @@ public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
         decoder = decSteps
     }
 
-    /// The encoder's full-resolution layers run in row bands for images of at least this many pixels:
-    /// conv1_1's output (16 channels, 69 MB at 1024^2) then stays in cache instead of going to memory
-    /// and back (cd16x 1024: 73-96 ms -> 62-75 ms for the three layers). The decoder's full-resolution
-    /// tail was slower banded (95 ms against 61-83 ms) and stays whole.
+    /// A direct-conv head runs in row bands for images of at least this many pixels: conv1_1's output
+    /// then stays in cache instead of going to memory and back (cd16x 1024 on 2026-11-22, before its
+    /// conv1_2 used Winograd: 73-96 ms -> 62-75 ms for the three layers). The decoder's
+    /// full-resolution tail was slower banded (95 ms against 61-83 ms) and stays whole.
     static let bandThresholdPixels = 700_000
     static let bandRows = 32
 

@@ -53,6 +53,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("winograd-min-channels"), help: ArgumentHelp("Dense 3x3 convs with at least this many input and output channels use Winograd.", visibility: .hidden))
     var winogradMinChannels: Int?
 
+    @Flag(name: .customLong("no-polyphase"), help: ArgumentHelp("Upsampled inputs of narrow layers take the Winograd or direct path instead of polyphase.", visibility: .hidden))
+    var noPolyphase = false
+
     @Flag(name: .customLong("no-layers"), help: "Skip the per-layer table.")
     var noLayers = false
 
@@ -62,6 +65,7 @@ struct BenchCommand: ParsableCommand {
             if let threads { Parallel.threadCount = max(1, threads) }
             if let winogradBudget { Conv2D.winogradTileBudget = max(1, winogradBudget) }
             if noWinograd { Conv2D.useWinograd = false }
+            if noPolyphase { Conv2D.usePolyphase = false }
             if let winogradMinChannels { Conv2D.winogradMinChannels = max(1, winogradMinChannels) }
             guard winogradTile == 2 || winogradTile == 4 else { throw CLIError("--winograd-tile must be 2 or 4") }
             Conv2D.winogradTile = winogradTile
