@@ -41,14 +41,22 @@ public struct SafeTensors: Sendable {
             throw WeightsError("\(name): truncated file (header length \(headerLength) exceeds the \(bytes.count - 8) bytes present)")
         }
         let headerEnd = 8 + Int(headerLength)
+        let (metadata, entries) = try Self.parseHeader(bytes[8..<headerEnd], dataSize: bytes.count - headerEnd, name: name)
+        self.metadata = metadata
+        self.entries = entries
+        self.bytes = bytes
+        self.dataStart = headerEnd
+    }
+
+    /// The header's metadata and entries, validated against a data section of `dataSize` bytes.
+    static func parseHeader(_ header: ArraySlice<UInt8>, dataSize: Int, name: String) throws -> ([String: String], [String: Entry]) {
         let json: Any
         do {
-            json = try JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd]))
+            json = try JSONSerialization.jsonObject(with: Data(header))
         } catch {
             throw WeightsError("\(name): header is not valid JSON")
         }
         guard let header = json as? [String: Any] else { throw WeightsError("\(name): header is not a JSON object") }
-        let dataSize = bytes.count - headerEnd
         var metadata: [String: String] = [:]
         var entries: [String: Entry] = [:]
         for (key, value) in header {
@@ -73,16 +81,39 @@ public struct SafeTensors: Sendable {
             guard off[0] <= off[1], off[1] <= dataSize else {
                 throw WeightsError("tensor \(key): data_offsets [\(off[0]), \(off[1])] out of range (data is \(dataSize) bytes)")
             }
-            let elements = shape.reduce(1, *)
-            guard off[1] - off[0] == elements * 4 else {
-                throw WeightsError("tensor \(key): shape \(shape) needs \(elements * 4) bytes, data_offsets give \(off[1] - off[0])")
+            // Shapes come from the file: a hostile one overflows Int if multiplied unchecked.
+            var bytesNeeded = 4
+            for n in shape {
+                let (product, overflow) = bytesNeeded.multipliedReportingOverflow(by: n)
+                guard !overflow else {
+                    throw WeightsError("\(name): tensor \(key): shape \(shape) is too large to address")
+                }
+                bytesNeeded = product
+            }
+            guard off[1] - off[0] == bytesNeeded else {
+                throw WeightsError("\(name): tensor \(key): shape \(shape) needs \(bytesNeeded) bytes, data_offsets give \(off[1] - off[0])")
             }
             entries[key] = Entry(dtype: dtype, shape: shape, offsets: off[0]..<off[1])
         }
-        self.metadata = metadata
-        self.entries = entries
-        self.bytes = bytes
-        self.dataStart = headerEnd
+        return (metadata, entries)
+    }
+
+    /// The metadata and tensor shapes of a file, reading only its header (for listing models).
+    public static func header(atPath path: String) throws -> (metadata: [String: String], entries: [String: Entry]) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw WeightsError("cannot read weights file \(path)") }
+        defer { try? handle.close() }
+        let prefix = [UInt8](handle.readData(ofLength: 8))
+        guard prefix.count == 8 else { throw WeightsError("\(path): truncated file (no header length)") }
+        var headerLength: UInt64 = 0
+        for i in 0..<8 { headerLength |= UInt64(prefix[i]) << (8 * UInt64(i)) }
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        guard headerLength <= UInt64(max(0, fileSize - 8)), headerLength <= 100_000_000 else {
+            throw WeightsError("\(path): truncated file (header length \(headerLength) exceeds the file)")
+        }
+        let header = [UInt8](handle.readData(ofLength: Int(headerLength)))
+        guard header.count == Int(headerLength) else { throw WeightsError("\(path): truncated header") }
+        let parsed = try parseHeader(header[...], dataSize: fileSize - 8 - Int(headerLength), name: path)
+        return (parsed.0, parsed.1)
     }
 
     /// The tensor's shape, or an error naming it when missing.

@@ -59,6 +59,19 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("no-layers"), help: "Skip the per-layer table.")
     var noLayers = false
 
+    /// One of bench_ort.py's pictures, bicubic to size x size: from `STYLIST_SHARED/images`, an
+    /// `images` directory beside a models directory, or `../shared/images`.
+    func benchInput(_ file: String, catalog: ModelCatalog) throws -> Tensor {
+        let roots = [ProcessInfo.processInfo.environment["STYLIST_SHARED"].map { $0 + "/images" }].compactMap { $0 }
+            + catalog.directories.map { URL(fileURLWithPath: $0).appendingPathComponent("../images").standardized.path }
+            + ["../shared/images"]
+        guard let root = roots.first(where: { FileManager.default.fileExists(atPath: $0 + "/" + file) }) else {
+            throw CLIError("bench needs the shared images (\(file)); set STYLIST_SHARED to the directory holding images/")
+        }
+        let img = try ImageDecoder.decode(contentsOf: root + "/" + file).resized(width: size, height: size)
+        return Tensor(channels: 3, height: size, width: size, values: img.pixels)
+    }
+
     func run() throws {
         try reportingErrors {
             guard size >= 16, runs >= 1 else { throw CLIError("--size must be >= 16 and --runs >= 1") }
@@ -70,14 +83,10 @@ struct BenchCommand: ParsableCommand {
             guard winogradTile == 2 || winogradTile == 4 else { throw CLIError("--winograd-tile must be 2 or 4") }
             Conv2D.winogradTile = winogradTile
             if let convLayer { try benchConvLayer(convLayer); return }
-            guard let dir = ModelCatalog.locateDirectory(explicit: models) else { throw CLIError("no models directory found") }
-            let network = try ModelCatalog(directory: dir).network(named: model)
-            let images = URL(fileURLWithPath: dir).appendingPathComponent("../images").standardized.path
-            func input(_ path: String) throws -> Tensor {
-                let img = try ImageDecoder.decode(contentsOf: images + "/" + path).resized(width: size, height: size)
-                return Tensor(channels: 3, height: size, width: size, values: img.pixels)
-            }
-            let content = try input("content/cornell.jpg"), style = try input("style/woman_with_hat_matisse.jpg")
+            let catalog = try commandLineCatalog(models: models, includeBenchmarkOnly: true)
+            let network = try catalog.network(named: model)
+            let content = try benchInput("content/cornell.jpg", catalog: catalog)
+            let style = try benchInput("style/woman_with_hat_matisse.jpg", catalog: catalog)
 
             var times: [Double] = []
             var profile: [LayerTiming] = []

@@ -17,10 +17,10 @@ struct StylizeCommand: ParsableCommand {
     @Argument(help: "One or more style images (PNG or JPEG).")
     var styles: [String]
 
-    @Option(name: .shortAndLong, help: "Output file; .jpg/.jpeg writes JPEG, anything else PNG.")
+    @Option(name: .shortAndLong, help: "Output file: .png writes PNG, .jpg or .jpeg writes JPEG.")
     var output: String
 
-    @Option(help: "microast (default), adain-vgg19-cd16x, adain-vgg19-relu31, adain-vgg19-full-random, or a .safetensors path.")
+    @Option(help: "A model name from `stylist models` (default microast), or a .safetensors path.")
     var model: String = ModelCatalog.defaultModel
 
     @Option(help: "Style strength in [0, 1].")
@@ -35,8 +35,11 @@ struct StylizeCommand: ParsableCommand {
     @Option(name: .customLong("max-size"), help: "Longer side limit for content and styles, in pixels.")
     var maxSize: Int = 512
 
-    @Option(help: "Directory of model files (default: STYLIST_MODELS, ./models, ../shared/models).")
+    @Option(help: "An extra directory of model files, searched before the bundled models (default: STYLIST_MODELS).")
     var models: String?
+
+    @Flag(name: .shortAndLong, help: "No progress bar (there is none when stderr is not a terminal either).")
+    var quiet = false
 
     func run() throws {
         try reportingErrors {
@@ -45,6 +48,9 @@ struct StylizeCommand: ParsableCommand {
             options.preserveColor = preserveColor
             options.maxSize = maxSize
             let ext = (output as NSString).pathExtension.lowercased()
+            guard ["png", "jpg", "jpeg"].contains(ext) else {
+                throw CLIError("-o \(output): the output must end in .png, .jpg or .jpeg")
+            }
             options.format = (ext == "jpg" || ext == "jpeg") ? .jpeg : .png
             if let styleWeights {
                 options.styleWeights = try styleWeights.split(separator: ",", omittingEmptySubsequences: false).map { part in
@@ -56,13 +62,14 @@ struct StylizeCommand: ParsableCommand {
             }
             try options.validate(styleCount: styles.count)
 
-            guard let dir = ModelCatalog.locateDirectory(explicit: models) ?? (model.hasSuffix(".safetensors") ? "." : nil) else {
-                throw CLIError("no models directory found (use --models DIR or STYLIST_MODELS)")
-            }
-            let network = try ModelCatalog(directory: dir).network(named: model)
+            let network = try commandLineCatalog(models: models).network(named: model)
             let contentImage = try Stylizer.decode(try readFile(content), input: "content \(content)")
             let styleImages = try styles.map { StyleInput.image(try Stylizer.decode(try readFile($0), input: "style \($0)")) }
-            let result = try Stylizer(network: network).stylize(content: contentImage, styles: styleImages, options: options)
+            let ctx = RunContext()
+            let bar = !quiet && isatty(STDERR_FILENO) != 0 ? ProgressBar(label: "stylizing") : nil
+            if let bar { ctx.onProgress = { bar.show($0) } }
+            let result = try Stylizer(network: network).stylize(content: contentImage, styles: styleImages, options: options, ctx: ctx)
+            bar?.finish()
             let bytes = try Stylizer.encode(result.image, options: options)
             guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
                 throw CLIError("cannot write \(output)")

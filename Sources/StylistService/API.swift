@@ -89,6 +89,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         r.add("GET", "/v1/styles") { [unowned self] _ in listStyles() }
         r.add("GET", "/v1/styles/{id}") { [unowned self] in try getStyle($0) }
         r.add("DELETE", "/v1/styles/{id}") { [unowned self] in try await deleteStyle($0) }
+        r.add("GET", "/v1/models") { [unowned self] _ in listModels() }
         r.add("GET", "/healthz") { _ in .json(.object([("status", "ok")])) }
         r.add("GET", "/readyz") { [unowned self] _ in try readyz() }
         r.add("GET", "/metrics") { [unowned self] _ in metricsText() }
@@ -597,6 +598,17 @@ final class API: HTTPResponder, @unchecked Sendable {
             logger.info("style registered", metadata: ["style": "\(record.id)", "size": "\(info.width)x\(info.height)"])
             return .json(styleJSON(record), status: 201, headers: ["Location": "/v1/styles/\(record.id)"])
         }
+    }
+
+    // MARK: Models
+
+    private func listModels() -> HTTPResponse {
+        let models = catalog.models.map { m -> JSONValue in
+            .object([("name", .string(m.name)), ("architecture", .string(m.architecture)), ("feature", .optional(m.feature)),
+                     ("parameters", .int(m.parameterCount)), ("default", .bool(m.name == config.defaultModel)),
+                     ("license", .optional(m.license)), ("source", .optional(m.source)), ("paper", .optional(m.paper))])
+        }
+        return .json(.object([("default", .string(config.defaultModel)), ("models", .array(models))]))
     }
 
     private func listStyles() -> HTTPResponse {

@@ -19,7 +19,7 @@ public struct StylistConfig: Codable, Equatable, Sendable {
     public var port = 8080
     /// Data directory: job records, inputs, results, registered styles, upload spool (`tmp`).
     public var dataDir = "./data"
-    /// Directory of `*.safetensors` models; null searches `STYLIST_MODELS`, `./models`, `../shared/models`.
+    /// A directory of extra `*.safetensors` models, searched before the bundled `models/` and `../shared/models` (`ModelCatalog.searchPath`).
     public var modelsDir: String? = nil
     /// The model a job gets when it names none; loaded at start (startup fails if it is missing).
     public var defaultModel = "microast"

@@ -65,22 +65,14 @@ public final class StylistServer: @unchecked Sendable {
             try? FileManager.default.removeItem(at: tmp.appendingPathComponent(name))
         }
 
-        let modelsDir: String
-        if let explicit = config.modelsDir {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: explicit, isDirectory: &isDir), isDir.boolValue else {
-                releaseLock()
-                throw ConfigError("models_dir \(explicit) is not a directory")
-            }
-            modelsDir = URL(fileURLWithPath: explicit).standardizedFileURL.path
-        } else {
-            guard let found = ModelCatalog.locateDirectory(explicit: nil, environment: [:]) else {
-                releaseLock()
-                throw ConfigError("no models directory: set models_dir (or STYLIST_MODELS, or --models), or run from a directory with ./models or ../shared/models")
-            }
-            modelsDir = found
+        let modelDirectories: [String]
+        do {
+            modelDirectories = try ModelCatalog.searchPath(configured: config.modelsDir)
+        } catch {
+            releaseLock()
+            throw ConfigError("models_dir: \(error)")
         }
-        let catalog = ModelCatalog(directory: modelsDir)
+        let catalog = ModelCatalog(directories: modelDirectories)
         do {
             _ = try catalog.network(named: config.defaultModel)
         } catch {
@@ -140,7 +132,7 @@ public final class StylistServer: @unchecked Sendable {
         if api.openAPI == nil { logger.warning("openapi.yaml not found; GET /openapi.yaml answers 404") }
         logger.info("stylist serving", metadata: [
             "url": "\(config.tls.cert == nil ? "http" : "https")://\(config.host):\(http.boundPort)",
-            "data_dir": "\(data.path)", "models_dir": "\(modelsDir)", "default_model": "\(config.defaultModel)",
+            "data_dir": "\(data.path)", "models_dirs": "\(modelDirectories.joined(separator: ","))", "default_model": "\(config.defaultModel)",
             "models": "\(catalog.availableModels.joined(separator: ","))", "workers": "\(config.workers)",
             "queue_size": "\(config.queueSize)", "auth": "\(config.apiKeys.isEmpty ? "off" : "on")",
         ])

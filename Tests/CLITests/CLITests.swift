@@ -14,11 +14,13 @@ final class CLITests: XCTestCase {
         return runner.deletingLastPathComponent().appendingPathComponent("stylist")
     }
 
-    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    func run(_ args: [String], in directory: URL = CLITests.repoRoot, environment: [String: String]? = nil,
+             executable: URL? = nil) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable ?? binary
         p.arguments = args
-        p.currentDirectoryURL = CLITests.repoRoot
+        p.currentDirectoryURL = directory
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -56,8 +58,9 @@ final class CLITests: XCTestCase {
             defer { try? FileManager.default.removeItem(atPath: out) }
             let styles = (0..<weights.count).map { "\(golden)/\(name).style\($0).png" }
             let r = try run(["stylize", "\(golden)/\(name).content.png"] + styles + [
-                "--model", meta["model"]!, "--alpha", meta["alpha"]!,
-                "--style-weights", weights.map { "\($0)" }.joined(separator: ","), "--models", shared + "/models", "-o", out])
+                // By path: the random-weight network is not offered by name.
+                "--model", "\(shared)/models/\(meta["model"]!).safetensors", "--alpha", meta["alpha"]!,
+                "--style-weights", weights.map { "\($0)" }.joined(separator: ","), "-o", out])
             XCTAssertEqual(r.status, 0, "\(name): \(r.err)")
             let ours = try ImageDecoder.decode(contentsOf: out)
             let expected = try ImageDecoder.decode(contentsOf: "\(golden)/\(name).expected.png")
@@ -76,6 +79,11 @@ final class CLITests: XCTestCase {
             (["stylize", content, style, "-o", "/tmp/x.png", "--model", "nope"], "unknown model"),
             (["stylize", content, style, "-o", "/tmp/x.png", "--alpha", "1.5"], "alpha"),
             (["stylize", content, style, "-o", "/tmp/x.png", "--style-weights", "0.5,0.5"], "style_weights"),
+            (["stylize", content, style, "-o", "/tmp/x.gif"], "must end in .png, .jpg or .jpeg"),
+            (["stylize", content, style, "-o", "/tmp/x"], "must end in .png, .jpg or .jpeg"),
+            // The random-weight benchmark network is not offered by name (only by path).
+            (["stylize", content, style, "-o", "/tmp/x.png", "--model", "adain-vgg19-full-random"], "unknown model"),
+            (["stylize", content, style, "-o", "/tmp/x.png", "--models", "/nonexistent-models"], "does not exist"),
         ]
         for (args, text) in cases {
             let r = try run(args)
@@ -84,5 +92,64 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(lines.count, 1, "expected one line, got: \(r.err)")
             XCTAssertTrue(r.err.contains(text), "\(r.err) lacks \(text)")
         }
+    }
+
+    /// A clone with nothing beside it (no ../shared, no model settings): `stylize` finds the
+    /// bundled models in ./models and matches the golden case; `models` lists only those.
+    func testLoneCloneRunsOnTheBundledModels() throws {
+        let clone = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("lone-\(getpid())/clone")
+        try FileManager.default.createDirectory(at: clone, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: clone.deletingLastPathComponent()) }
+        try FileManager.default.createSymbolicLink(at: clone.appendingPathComponent("models"),
+                                                   withDestinationURL: CLITests.repoRoot.appendingPathComponent("models"))
+        // The binary is copied away from the build tree so nothing beside it is found either.
+        let binary = clone.appendingPathComponent("stylist")
+        try FileManager.default.copyItem(at: self.binary, to: binary)
+        var env = ProcessInfo.processInfo.environment
+        for key in env.keys where key.hasPrefix("STYLIST_") { env[key] = nil }
+
+        let listing = try run(["models"], in: clone, environment: env, executable: binary)
+        XCTAssertEqual(listing.status, 0, listing.err)
+        let names = listing.out.split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
+        XCTAssertEqual(names, ["adain-vgg19-cd16x", "microast"], listing.out)
+        XCTAssertTrue(listing.out.contains("MIT"), listing.out)
+
+        let golden = shared + "/golden", name = "microast-cornell-matisse"
+        let out = clone.appendingPathComponent("out.png").path
+        let r = try run(["stylize", "\(golden)/\(name).content.png", "\(golden)/\(name).style0.png", "-o", out],
+                        in: clone, environment: env, executable: binary)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.err, "", "no progress bar when stderr is not a terminal")
+        let ours = try ImageDecoder.decode(contentsOf: out)
+        let expected = try ImageDecoder.decode(contentsOf: "\(golden)/\(name).expected.png")
+        XCTAssertEqual(ours.width, expected.width)
+        XCTAssertEqual(ours.height, expected.height)
+        let worst = zip(ours.pixels, expected.pixels).map { abs($0 - $1) * 255 }.max() ?? .infinity
+        XCTAssertLessThanOrEqual(worst, 2.01, "worst channel difference \(worst) levels")
+
+        let missing = try run(["stylize", "\(golden)/\(name).content.png", "\(golden)/\(name).style0.png", "-o", out,
+                               "--model", "adain-vgg19-relu31"], in: clone, environment: env, executable: binary)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.err.contains("available: adain-vgg19-cd16x, microast"), missing.err)
+    }
+
+    /// On a terminal `stylize` draws a progress bar that reaches 100%; `--quiet` draws none.
+    /// (util-linux `script` gives the command a pseudo-terminal.)
+    func testProgressBarOnATerminalOnly() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("no /usr/bin/script") }
+        let golden = shared + "/golden", name = "microast-cornell-matisse"
+        let out = NSTemporaryDirectory() + "cli-tty-\(getpid()).png"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let command = [binary.path, "stylize", "\(golden)/\(name).content.png", "\(golden)/\(name).style0.png", "-o", out]
+        let onTTY = try run(["-qec", command.joined(separator: " "), "/dev/null"], executable: URL(fileURLWithPath: "/usr/bin/script"))
+        XCTAssertEqual(onTTY.status, 0, onTTY.err)
+        XCTAssertTrue(onTTY.out.contains("stylizing ["), onTTY.out)
+        XCTAssertTrue(onTTY.out.contains("100%"), onTTY.out)
+        XCTAssertTrue(onTTY.out.contains("wrote \(out)"), onTTY.out)
+        let quiet = try run(["-qec", (command + ["--quiet"]).joined(separator: " "), "/dev/null"],
+                            executable: URL(fileURLWithPath: "/usr/bin/script"))
+        XCTAssertEqual(quiet.status, 0, quiet.err)
+        XCTAssertFalse(quiet.out.contains("stylizing ["), quiet.out)
+        XCTAssertTrue(quiet.out.contains("wrote \(out)"), quiet.out)
     }
 }

@@ -41,6 +41,16 @@ final class SafeTensorsTests: XCTestCase {
         rejects(file(header: #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, data: [0, 0, 0, 0]), containing: "out of range")
     }
 
+    /// Hostile shapes whose element count overflows Int are an error naming the tensor, not a trap.
+    func testOverflowingShapesAreRejected() {
+        rejects(file(header: #"{"t":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
+                containing: "tensor t: shape [4611686018427387904, 4] is too large")
+        rejects(file(header: #"{"t":{"dtype":"F32","shape":[9223372036854775807,9223372036854775807],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
+                containing: "too large")
+        rejects(file(header: #"{"t":{"dtype":"F32","shape":[1099511627776,4],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
+                containing: "needs 17592186044416 bytes")
+    }
+
     func testWrongShapeOrMissingTensorNamesTheTensor() throws {
         // Build a microast-labelled file whose decoder conv has the wrong shape.
         let bytes = try SafeTensors.serialize([("content_encoder.enc1.0.conv_layer.weight", [16, 3, 9, 9], [Float](repeating: 0, count: 16 * 3 * 81)),

@@ -17,7 +17,8 @@ enum Shared {
 }
 
 final class PipelineTests: XCTestCase {
-    let catalog = ModelCatalog(directory: Shared.models)
+    /// The golden cases include the random-weight benchmark network, so this catalog offers it.
+    let catalog = ModelCatalog(directory: Shared.models, includeBenchmarkOnly: true)
 
     /// Each golden case's PNGs through decode, the pipeline and PNG encoding: within 2 levels of the expected PNG.
     func testGoldenPNGsEndToEnd() throws {
