@@ -90,6 +90,10 @@ public final class ModelCatalog: @unchecked Sendable {
         if let n = loaded[name] { lock.unlock(); return n }
         lock.unlock()
         guard let path = path(for: name), FileManager.default.fileExists(atPath: path) else {
+            if models.isEmpty {
+                let searched = directories.isEmpty ? "no models directory exists" : "searched \(directories.joined(separator: ", "))"
+                throw PipelineError.unknownModel("unknown model '\(name)': no model files found (\(searched)); run from the repository root or give a directory with --models / STYLIST_MODELS")
+            }
             throw PipelineError.unknownModel("unknown model '\(name)' (available: \(availableModels.joined(separator: ", ")))")
         }
         let network: StyleNetwork
