@@ -376,7 +376,7 @@ final class Connection {
                     try sink?.append(bytes)
                 } catch {
                     logger.error("cannot spool a request body", metadata: ["error": "\(error)"])
-                    sendError(HTTPParserError(status: 500, detail: "The server could not store the request body."))
+                    sendError(HTTPParserError.storageFailure(error))
                     return
                 }
             case .end:
@@ -420,7 +420,7 @@ final class Connection {
             sink = try BodySink(threshold: config.bodyMemoryThreshold, directory: config.spoolDirectory, expectedLength: expected)
         } catch {
             logger.error("cannot create a spool file", metadata: ["error": "\(error)", "directory": "\(config.spoolDirectory)"])
-            sendError(HTTPParserError(status: 500, detail: "The server could not store the request body."))
+            sendError(HTTPParserError.storageFailure(error))
             return
         }
         if h.version == .http1_1, let expect = h.headers["Expect"],

@@ -368,6 +368,7 @@ func httpReasonPhrase(_ status: Int) -> String {
     case 501: return "Not Implemented"
     case 502: return "Bad Gateway"
     case 503: return "Service Unavailable"
+    case 507: return "Insufficient Storage"
     case 504: return "Gateway Timeout"
     case 505: return "HTTP Version Not Supported"
     default: return "Unknown"

@@ -43,8 +43,9 @@ public enum MultipartError: Error, Sendable, Equatable, CustomStringConvertible 
     case partTooLarge(name: String, limit: Int)
     /// More parts than `maxParts`.
     case tooManyParts(limit: Int)
-    /// A spool file could not be written or the body could not be read.
-    case io(String)
+    /// A spool file could not be written or the body could not be read: what failed (never a
+    /// path, since the description reaches clients) and the errno value.
+    case io(String, code: Int32)
 
     public var description: String {
         switch self {
@@ -57,7 +58,7 @@ public enum MultipartError: Error, Sendable, Equatable, CustomStringConvertible 
         case .missingName: return "Malformed multipart part: Content-Disposition must be form-data with a name parameter."
         case .partTooLarge(let name, let limit): return "Multipart part '\(name)' exceeds \(limit) bytes."
         case .tooManyParts(let limit): return "Multipart body has more than \(limit) parts."
-        case .io(let why): return "Could not store a multipart part: \(why)."
+        case .io(let why, _): return "Could not store a multipart part: \(why)."
         }
     }
 
@@ -87,14 +88,14 @@ public enum MultipartParser {
                 try bytes.withUnsafeBytes { try parser.feed($0) }
             case .file(let path, _):
                 let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw MultipartError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+                guard fd >= 0 else { throw MultipartError.io("cannot open the spooled body: \(String(cString: strerror(errno)))", code: errno) }
                 defer { close(fd) }
                 var buffer = [UInt8](repeating: 0, count: 256 * 1024)
                 while true {
                     let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                     if n < 0 {
                         if errno == EINTR { continue }
-                        throw MultipartError.io("cannot read \(path): \(String(cString: strerror(errno)))")
+                        throw MultipartError.io("cannot read the spooled body: \(String(cString: strerror(errno)))", code: errno)
                     }
                     if n == 0 { break }
                     try buffer.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
@@ -387,7 +388,7 @@ public struct MultipartStreamParser {
     }
 
     private func writeAll(fd: Int32, _ data: ArraySlice<UInt8>) throws {
-        do { try writeFully(fd: fd, data) } catch { throw MultipartError.io("\(error)") }
+        do { try writeFully(fd: fd, data) } catch let e as SpoolError { throw MultipartError.io(e.description, code: e.code) }
     }
 }
 
@@ -417,8 +418,10 @@ func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
     }
 }
 
-struct SpoolError: Error, CustomStringConvertible {
-    var description: String
+/// A failed write to a spool file, with its errno value (ENOSPC: the disk is full).
+public struct SpoolError: Error, CustomStringConvertible {
+    public var description: String
+    public var code: Int32
 }
 
 /// Creates an empty file with a unique name in `directory`; returns its descriptor and path.
@@ -429,7 +432,7 @@ func createSpoolFile(directory: String, prefix: String) throws -> (Int32, String
     }
     if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
     guard fd >= 0 else {
-        throw MultipartError.io("cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
+        throw MultipartError.io("cannot create a spool file: \(String(cString: strerror(errno)))", code: errno)
     }
     return (fd, String(decoding: template.dropLast(), as: UTF8.self))
 }
@@ -441,7 +444,7 @@ func writeFully(fd: Int32, _ data: ArraySlice<UInt8>) throws {
             let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw SpoolError(description: "write failed: \(String(cString: strerror(errno)))")
+                throw SpoolError(description: "write failed: \(String(cString: strerror(errno)))", code: errno)
             }
             offset += n
         }

@@ -65,6 +65,8 @@ public final class JobSystem: @unchecked Sendable {
         public var ttl: Double = 24 * 3600
         /// Seconds a tombstone of an expired job is kept (answers 410, then 404).
         public var tombstoneTTL: Double = 7 * 24 * 3600
+        /// Most tombstones kept; the oldest go first beyond it (a tombstone's only use is a 410).
+        public var maxTombstones = 10_000
         /// Seconds between sweeps for expired jobs (0: only the sweep at start; call `sweep()`).
         public var sweepInterval: Double = 60
         /// A job found `running` at start (the process died while running it) that already
@@ -451,23 +453,22 @@ public final class JobSystem: @unchecked Sendable {
         }
         switch entry.record.status {
         case .queued:
-            let now = JobsJSON.now()
+            // A deleted queued job is gone, record and files: keeping canceled records would let a
+            // client grow the store without bound by submitting and deleting in a loop.
             if let index = queue.firstIndex(of: id) {
                 queue.remove(at: index)
                 for other in queue[index...] { changedLocked(other) }
             }
             entry.record.status = .canceled
-            entry.record.finishedAt = now
-            entry.record.expiresAt = JobsJSON.normalize(now.addingTimeInterval(configuration.ttl))
+            entry.record.finishedAt = JobsJSON.now()
             entries[id] = entry
             finishedCounts[.canceled, default: 0] += 1
-            changedLocked(id)
+            changedLocked(id)   // watchers and event streams see the final state before it goes
             let snap = snapshotLocked(entries[id]!)
+            removeEntryLocked(id)
             unlockAndRunDeferred()
-            do { try jobStore.save(snap.record) } catch {
-                logger.error("could not persist canceled job", metadata: ["job": "\(id)", "error": "\(error)"])
-            }
-            for name in snap.record.inputs { try? blobs.delete(job: id, name: name) }
+            try? blobs.deleteAll(job: id)
+            try? jobStore.delete(id: id)
             logger.info("job canceled", metadata: ["job": "\(id)", "was": "queued"])
             return .canceled(snap)
         case .running:
@@ -493,7 +494,6 @@ public final class JobSystem: @unchecked Sendable {
     @discardableResult
     public func sweep(now: Date = Date()) -> Int {
         writeLock.lock()
-        defer { writeLock.unlock() }
         cond.lock()
         let expired = entries.values.filter {
             $0.record.status.isTerminal && ($0.record.expiresAt ?? .distantFuture) <= now
@@ -506,14 +506,24 @@ public final class JobSystem: @unchecked Sendable {
             newTombstones.append(t)
         }
         let horizon = now.addingTimeInterval(-configuration.tombstoneTTL)
-        let old = tombstones.values.filter { $0.expiredAt <= horizon }.map(\.id)
+        var old = tombstones.values.filter { $0.expiredAt <= horizon }.map(\.id)
         for id in old { tombstones[id] = nil }
+        if tombstones.count > configuration.maxTombstones {
+            let oldest = tombstones.values.sorted { ($0.expiredAt, $0.id) < ($1.expiredAt, $1.id) }
+                .prefix(tombstones.count - configuration.maxTombstones).map(\.id)
+            for id in oldest { tombstones[id] = nil }
+            old += oldest
+        }
         unlockAndRunDeferred()
+        // The expired jobs are out of memory, so no other writer reaches them: their disk work
+        // runs without the write lock, and frees the files first, so a full disk (where the
+        // tombstone cannot be written) still gets its space back.
+        writeLock.unlock()
         for t in newTombstones {
             do {
-                try jobStore.saveTombstone(t)
-                try jobStore.delete(id: t.id)
                 try blobs.deleteAll(job: t.id)
+                try jobStore.delete(id: t.id)
+                try jobStore.saveTombstone(t)
             } catch {
                 logger.error("could not remove expired job", metadata: ["job": "\(t.id)", "error": "\(error)"])
             }
@@ -700,8 +710,12 @@ public final class JobSystem: @unchecked Sendable {
                     record.resultSHA256 = SHA256Digest.hex(bytes)
                 }
             } catch {
+                // The job's error is shown to clients: it says what failed, never where.
+                logger.error("could not store a result", metadata: ["job": "\(id)", "error": "\(error)"])
+                let full = (error as? StorageError).map { $0.code == ENOSPC || $0.code == EDQUOT } ?? false
                 record.status = .failed
-                record.error = JobFailure(status: 500, title: "Could not store the result", detail: "\(error)")
+                record.error = JobFailure(status: full ? 507 : 500, title: "Could not store the result",
+                                          detail: full ? "The server's disk is full." : "The server could not write the result.")
             }
         case .success(let result):
             if case .file(let url) = result.payload { try? DurableFS.removeFile(url) }
@@ -713,17 +727,22 @@ public final class JobSystem: @unchecked Sendable {
                 record.status = .failed
                 record.error = convertible.jobFailure
             } else {
+                logger.error("job failed unexpectedly", metadata: ["job": "\(id)", "error": "\(error)"])
                 record.status = .failed
-                record.error = JobFailure(status: 500, title: "Job failed", detail: "\(error)")
+                record.error = JobFailure(status: 500, title: "Job failed", detail: "An internal error stopped the job; the server log has the details.")
             }
         }
         record.finishedAt = now
         record.expiresAt = JobsJSON.normalize(now.addingTimeInterval(configuration.ttl))
-        do { try jobStore.save(record) } catch {
+        do {
+            try jobStore.save(record)
+            // Inputs go only once the final record is durable: if the save fails (a full disk), the
+            // stored record still says queued/running and the job runs again on the next start.
+            for name in record.inputs { try? blobs.delete(job: id, name: name) }
+            if record.status == .canceled { try? blobs.delete(job: id, name: Self.resultBlobName) }
+        } catch {
             logger.error("could not persist finished job", metadata: ["job": "\(id)", "error": "\(error)"])
         }
-        for name in record.inputs { try? blobs.delete(job: id, name: name) }
-        if record.status == .canceled { try? blobs.delete(job: id, name: Self.resultBlobName) }
 
         cond.lock()
         entries[id] = Entry(record: record, version: entry.version)

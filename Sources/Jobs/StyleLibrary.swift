@@ -46,6 +46,12 @@ public struct StyleMetadata: Sendable {
     }
 }
 
+/// Registering a style would exceed the library's count or byte limit.
+public struct StyleLibraryFull: Error, CustomStringConvertible, Sendable {
+    /// The limit that was reached, in words (for the client).
+    public let description: String
+}
+
 /// Durable library of registered styles on the local data directory
 /// (`DATA/styles/<id>/style.json`, `image`, `derived-<hash>`), written with the same
 /// temp-file + fsync + rename discipline as jobs. Thread-safe.
@@ -54,13 +60,22 @@ public final class StyleLibrary: @unchecked Sendable {
     public let root: URL
     private let lock = NSLock()
     private var records: [String: StyleRecord] = [:]
+    /// Most styles kept.
+    public let maxCount: Int
+    /// Most image bytes kept in all.
+    public let maxBytes: Int
+    /// Image bytes of `records` plus registrations under way (reserved before writing).
+    private var usedBytes = 0
+    private var pending = 0
     private static let recordName = "style.json"
     private static let imageName = "image"
 
     /// Opens (creating if needed) the library at `directory` (e.g. `DATA/styles`), loading
     /// every record and removing temp files and directories without a record.
-    public init(directory: URL) throws {
+    public init(directory: URL, maxCount: Int = .max, maxBytes: Int = .max) throws {
         root = directory
+        self.maxCount = maxCount
+        self.maxBytes = maxBytes
         try DurableFS.makeDirectory(directory)
         for name in DurableFS.listDirectory(directory) {
             let dir = directory.appendingPathComponent(name)
@@ -77,27 +92,40 @@ public final class StyleLibrary: @unchecked Sendable {
             }
             if let record = try? JobsJSON.decode(StyleRecord.self, from: bytes), record.id == name {
                 records[name] = record
+                usedBytes += record.imageSize ?? 0
             }
         }
     }
 
     /// Registers a style from a file, which is moved (not copied) into the library.
+    /// Throws `StyleLibraryFull` when the count or byte limit would be exceeded.
     public func register(imageFile: URL, metadata: StyleMetadata) throws -> StyleRecord {
-        try register(metadata: metadata) { dir in
+        try register(metadata: metadata, size: DurableFS.fileSize(imageFile) ?? 0) { dir in
             try DurableFS.moveIn(imageFile, to: dir.appendingPathComponent(Self.imageName))
         }
     }
 
-    /// Registers a style from bytes in memory.
+    /// Registers a style from bytes in memory. Throws `StyleLibraryFull` at the limits.
     public func register(bytes: [UInt8], metadata: StyleMetadata) throws -> StyleRecord {
-        try register(metadata: metadata) { dir in
+        try register(metadata: metadata, size: bytes.count) { dir in
             try DurableFS.writeAtomically(bytes, to: dir.appendingPathComponent(Self.imageName))
         }
     }
 
-    private func register(metadata: StyleMetadata, writeImage: (URL) throws -> Void) throws -> StyleRecord {
+    private func register(metadata: StyleMetadata, size: Int, writeImage: (URL) throws -> Void) throws -> StyleRecord {
         var id = randomToken(bytes: 16)
         lock.lock()
+        // The room is reserved before the write, so concurrent registrations cannot overshoot.
+        guard records.count + pending < maxCount else {
+            lock.unlock()
+            throw StyleLibraryFull(description: "the style library holds its maximum of \(maxCount) styles (max_styles)")
+        }
+        guard usedBytes + size <= maxBytes else {
+            lock.unlock()
+            throw StyleLibraryFull(description: "the style library's images would exceed \(maxBytes) bytes (max_style_bytes)")
+        }
+        pending += 1
+        usedBytes += size
         while records[id] != nil { id = randomToken(bytes: 16) }
         lock.unlock()
         let dir = root.appendingPathComponent(id)
@@ -112,9 +140,15 @@ public final class StyleLibrary: @unchecked Sendable {
             try save(record)
             lock.lock()
             records[id] = record
+            pending -= 1
+            usedBytes += (record.imageSize ?? size) - size
             lock.unlock()
             return record
         } catch {
+            lock.lock()
+            pending -= 1
+            usedBytes -= size
+            lock.unlock()
             try? DurableFS.removeTree(dir)
             throw error
         }
@@ -155,9 +189,10 @@ public final class StyleLibrary: @unchecked Sendable {
     @discardableResult
     public func delete(_ id: String) throws -> Bool {
         lock.lock()
-        let existed = records.removeValue(forKey: id) != nil
+        let removed = records.removeValue(forKey: id)
+        usedBytes -= removed?.imageSize ?? 0
         lock.unlock()
-        guard existed else { return false }
+        guard removed != nil else { return false }
         let dir = root.appendingPathComponent(id)
         try DurableFS.removeFile(dir.appendingPathComponent(Self.recordName))
         try DurableFS.removeTree(dir)

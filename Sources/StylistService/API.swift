@@ -141,9 +141,13 @@ final class API: HTTPResponder, @unchecked Sendable {
                 response = try await handler(RequestContext(request: request, params: params, route: template))
             } catch let e as APIError {
                 response = e.response
+            } catch let e as ErrnoCarrying {
+                logger.error("storage failed", metadata: ["path": "\(head.path)", "error": "\(e)"])
+                response = APIError(storage: e).response
             } catch {
+                // The error's text may name server paths: it goes to the log, not to the client.
                 logger.error("handler failed", metadata: ["path": "\(head.path)", "error": "\(error)"])
-                response = APIError(500, "Internal error: \(error)").response
+                response = APIError(500, "Internal error; the server log has the details.").response
             }
         case .methodNotAllowed(let allow, let template):
             route = template
@@ -158,7 +162,7 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     private func finish(_ head: HTTPRequestHead, route: String, response: HTTPResponse, start: UInt64, remote: String?) {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        metrics.recordRequest(route: route, method: head.method, status: response.status, seconds: seconds)
+        metrics.recordRequest(route: route, method: Metrics.methodLabel(head.method), status: response.status, seconds: seconds)
         var meta: Logger.Metadata = [
             "method": "\(head.method)", "path": "\(head.path)", "route": "\(route)",
             "status": "\(response.status)", "ms": "\(String(format: "%.2f", seconds * 1000))",
@@ -178,9 +182,10 @@ final class API: HTTPResponder, @unchecked Sendable {
         }
         let parts = auth.split(separator: " ", maxSplits: 1)
         if parts.count == 2, parts[0].lowercased() == "bearer" {
-            let given = Array(parts[1].trimmingCharacters(in: .whitespaces).utf8)
+            // Digests of equal length are compared, so the time taken says nothing of a key's length.
+            let given = Array(SHA256Digest.hex(Array(parts[1].trimmingCharacters(in: .whitespaces).utf8)).utf8)
             var ok = false
-            for key in config.apiKeys where Self.constantTimeEqual(given, Array(key.utf8)) { ok = true }
+            for key in config.apiKeys where Self.constantTimeEqual(given, Array(SHA256Digest.hex(Array(key.utf8)).utf8)) { ok = true }
             if ok { return nil }
         }
         return APIError(401, "The API key is not valid.",
@@ -219,7 +224,7 @@ final class API: HTTPResponder, @unchecked Sendable {
                                              memoryThreshold: config.http.bodyMemoryThreshold)
         } catch let e as MultipartError {
             if case .notMultipart = e { throw APIError(415, e.description) }
-            if case .io = e { throw APIError(500, e.description) }
+            if case .io = e { throw APIError(storage: e) }
             throw APIError(e.isTooLarge ? 413 : 400, e.description)
         }
     }
@@ -587,16 +592,27 @@ final class API: HTTPResponder, @unchecked Sendable {
             let meta = StyleMetadata(name: name.flatMap { $0.isEmpty ? nil : $0 }, contentType: info.format.mimeType,
                                      width: info.width, height: info.height)
             let record: StyleRecord
-            switch image.body {
-            case .file(let path, _):
-                record = try styles.register(imageFile: URL(fileURLWithPath: path), metadata: meta)
-                consumed = true
-                MultipartParser.removeSpoolFiles(parts.filter { $0.name != image.name })
-            default:
-                record = try styles.register(bytes: try image.body.readAll(), metadata: meta)
+            do {
+                record = try registerStyle(image, parts: parts, metadata: meta, consumed: &consumed)
+            } catch let e as StyleLibraryFull {
+                throw APIError(409, "Cannot register another style: \(e.description); delete some with DELETE /v1/styles/{id}.")
             }
             logger.info("style registered", metadata: ["style": "\(record.id)", "size": "\(info.width)x\(info.height)"])
             return .json(styleJSON(record), status: 201, headers: ["Location": "/v1/styles/\(record.id)"])
+        }
+    }
+
+    /// Stores the uploaded style image in the library (a spooled upload is moved, not copied).
+    private func registerStyle(_ image: MultipartPart, parts: [MultipartPart], metadata meta: StyleMetadata,
+                               consumed: inout Bool) throws -> StyleRecord {
+        switch image.body {
+        case .file(let path, _):
+            let record = try styles.register(imageFile: URL(fileURLWithPath: path), metadata: meta)
+            consumed = true
+            MultipartParser.removeSpoolFiles(parts.filter { $0.name != image.name })
+            return record
+        default:
+            return try styles.register(bytes: try image.body.readAll(), metadata: meta)
         }
     }
 

@@ -31,6 +31,10 @@ public struct StylistConfig: Codable, Equatable, Sendable {
     public var maxMegapixels: Double = 40
     /// Most styles (`style` + `style_id`) one job may blend.
     public var maxStylesPerJob = 8
+    /// Most registered styles kept; registering beyond it is a 409 until some are deleted.
+    public var maxStyles = 1000
+    /// Most bytes of registered style images kept in all; beyond it registering is a 409.
+    public var maxStyleBytes = 1 << 30
     /// Bounded FIFO queue: jobs waiting (not running) beyond this are refused with 429.
     public var queueSize = 64
     /// Worker threads, i.e. jobs run at once (the engine uses every core for each job).
@@ -125,7 +129,7 @@ extension KeyedDecodingContainer where K == ConfigKey {
 
 extension StylistConfig {
     static let jsonKeys = ["host", "port", "data_dir", "models_dir", "default_model", "max_size", "max_size_cap",
-                           "max_megapixels", "max_styles_per_job", "queue_size", "workers", "job_ttl_seconds",
+                           "max_megapixels", "max_styles_per_job", "max_styles", "max_style_bytes", "queue_size", "workers", "job_ttl_seconds",
                            "wait_cap_seconds", "shutdown_grace_seconds", "api_keys", "log_level", "log_format", "http", "tls"]
 
     public init(from decoder: Decoder) throws {
@@ -141,6 +145,8 @@ extension StylistConfig {
         maxSizeCap = try c.value("max_size_cap", d.maxSizeCap)
         maxMegapixels = try c.value("max_megapixels", d.maxMegapixels)
         maxStylesPerJob = try c.value("max_styles_per_job", d.maxStylesPerJob)
+        maxStyles = try c.value("max_styles", d.maxStyles)
+        maxStyleBytes = try c.value("max_style_bytes", d.maxStyleBytes)
         queueSize = try c.value("queue_size", d.queueSize)
         workers = try c.value("workers", d.workers)
         jobTTLSeconds = try c.value("job_ttl_seconds", d.jobTTLSeconds)
@@ -164,6 +170,8 @@ extension StylistConfig {
         try c.encode(maxSizeCap, forKey: ConfigKey("max_size_cap"))
         try c.encode(maxMegapixels, forKey: ConfigKey("max_megapixels"))
         try c.encode(maxStylesPerJob, forKey: ConfigKey("max_styles_per_job"))
+        try c.encode(maxStyles, forKey: ConfigKey("max_styles"))
+        try c.encode(maxStyleBytes, forKey: ConfigKey("max_style_bytes"))
         try c.encode(queueSize, forKey: ConfigKey("queue_size"))
         try c.encode(workers, forKey: ConfigKey("workers"))
         try c.encode(jobTTLSeconds, forKey: ConfigKey("job_ttl_seconds"))
@@ -337,6 +345,8 @@ extension StylistConfig {
             s("max_size_cap") { $0.maxSizeCap = try int($1) },
             s("max_megapixels") { $0.maxMegapixels = try number($1) },
             s("max_styles_per_job") { $0.maxStylesPerJob = try int($1) },
+            s("max_styles") { $0.maxStyles = try int($1) },
+            s("max_style_bytes") { $0.maxStyleBytes = try int($1) },
             s("queue_size") { $0.queueSize = try int($1) },
             s("workers") { $0.workers = try int($1) },
             s("job_ttl_seconds") { $0.jobTTLSeconds = try number($1) },
@@ -373,6 +383,8 @@ extension StylistConfig {
         try check(maxSize >= 16 && maxSize <= maxSizeCap, "max_size must be 16...max_size_cap (\(maxSizeCap)), got \(maxSize)")
         try check(maxMegapixels > 0 && maxMegapixels <= 1000, "max_megapixels must be > 0 and <= 1000, got \(maxMegapixels)")
         try check(maxStylesPerJob >= 1 && maxStylesPerJob <= 64, "max_styles_per_job must be 1...64, got \(maxStylesPerJob)")
+        try check(maxStyles >= 1, "max_styles must be at least 1, got \(maxStyles)")
+        try check(maxStyleBytes >= 1 << 20, "max_style_bytes must be at least 1048576, got \(maxStyleBytes)")
         try check(queueSize >= 1, "queue_size must be at least 1, got \(queueSize)")
         try check(workers >= 1 && workers <= 64, "workers must be 1...64, got \(workers)")
         try check(jobTTLSeconds > 0, "job_ttl_seconds must be positive, got \(jobTTLSeconds)")

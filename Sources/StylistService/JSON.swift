@@ -85,6 +85,12 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         self.extra = extra
     }
 
+    /// A failed write or read of the server's storage: 507 on a full disk, else 500, naming no path.
+    public init(storage error: Error) {
+        let rejection = HTTPParserError.storageFailure(error)
+        self.init(rejection.status, rejection.detail, headers: rejection.status == 507 ? ["Retry-After": "60"] : [:])
+    }
+
     public var description: String { "\(status) \(title): \(detail)" }
 
     /// The `application/problem+json` response.

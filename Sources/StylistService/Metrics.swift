@@ -52,6 +52,13 @@ public final class Metrics: @unchecked Sendable {
 
     public init() {}
 
+    /// Methods kept as label values; any other is counted as `other`, so a client cannot grow the
+    /// metrics with invented methods (routes are bounded already: templates or `unmatched`).
+    static let methodLabels: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+    /// The label value for a request method.
+    static func methodLabel(_ method: String) -> String { methodLabels.contains(method) ? method : "other" }
+
     func recordRequest(route: String, method: String, status: Int, seconds: Double) {
         lock.lock()
         defer { lock.unlock() }

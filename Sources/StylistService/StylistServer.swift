@@ -84,7 +84,8 @@ public final class StylistServer: @unchecked Sendable {
         let styles: StyleLibrary
         let jobs: JobSystem
         do {
-            styles = try StyleLibrary(directory: data.appendingPathComponent("styles"))
+            styles = try StyleLibrary(directory: data.appendingPathComponent("styles"), maxCount: config.maxStyles,
+                                      maxBytes: config.maxStyleBytes)
             var jc = JobSystem.Configuration()
             jc.queueCapacity = config.queueSize
             jc.workers = config.workers

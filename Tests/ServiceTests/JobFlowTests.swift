@@ -165,7 +165,7 @@ final class JobFlowTests: ServiceTestCase {
         assertProblem(try server.client().get("/v1/jobs/nope/events"), 404)
     }
 
-    /// DELETE: a queued job is canceled at once, a running one stops at its next layer, a finished one is deleted.
+    /// DELETE: a queued job is canceled and removed at once, a running one stops at its next layer, a finished one is deleted.
     func testCancelQueuedAndRunningJobs() throws {
         let g = gate()
         let server = try start(hooks: g.holdAtFirstLayer)
@@ -181,7 +181,9 @@ final class JobFlowTests: ServiceTestCase {
         let cancelQueued = try c.delete("/v1/jobs/\(queued)")
         XCTAssertEqual(cancelQueued.status, 200, cancelQueued.description)
         XCTAssertEqual(cancelQueued.json?["status"] as? String, "canceled")
-        XCTAssertEqual(try c.get("/v1/jobs/\(queued)").json?["status"] as? String, "canceled")
+        // A deleted queued job is gone with its files (it never ran; nothing is kept of it).
+        assertProblem(try c.get("/v1/jobs/\(queued)"), 404)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: server.dataDirectory.appendingPathComponent("jobs/\(queued)").path))
 
         let cancelRunning = try c.delete("/v1/jobs/\(running)")
         XCTAssertEqual(cancelRunning.status, 202, cancelRunning.description)
