@@ -109,6 +109,11 @@ final class Connection {
     private var streaming = false
     private var streamTask: Task<Void, Never>?
     private var drainWaiters: [CheckedContinuation<Bool, Never>] = []
+    private var responderTask: Task<Void, Never>?
+    // Body progress, for the stall and minimum-rate checks.
+    private var bodyStartedAt: UInt64 = 0
+    private var bodyLastReadAt: UInt64 = 0
+    private var bodyBytesRead = 0
 
     private static let readChunk = 64 * 1024
     private static let maxBufferedWhileResponding = 256 * 1024
@@ -217,6 +222,8 @@ final class Connection {
         for w in waiters { w.resume(returning: false) }
         streamTask?.cancel()
         streamTask = nil
+        responderTask?.cancel()   // a long poll whose client went away stops waiting
+        responderTask = nil
         sink?.discard()
         sink = nil
         if !responderRunning { removeRequestSpool() }
@@ -263,8 +270,18 @@ final class Connection {
             logger.info("request head timeout", metadata: ["remote": "\(remote)"])
             sendError(HTTPParserError(status: 408, detail: "The request head was not received within \(formatSeconds(config.headerTimeout)) seconds."))
         case .body:
-            logger.info("request body timeout", metadata: ["remote": "\(remote)"])
-            sendError(HTTPParserError(status: 408, detail: "The request body stalled for \(formatSeconds(config.bodyTimeout)) seconds."))
+            let now = DispatchTime.now().uptimeNanoseconds
+            let silent = Double(now - bodyLastReadAt) / 1e9
+            let elapsed = Double(now - bodyStartedAt) / 1e9
+            if silent >= config.bodyTimeout {
+                logger.info("request body timeout", metadata: ["remote": "\(remote)"])
+                sendError(HTTPParserError(status: 408, detail: "The request body stalled for \(formatSeconds(config.bodyTimeout)) seconds."))
+            } else if elapsed > config.bodyTimeout, Double(bodyBytesRead) < (elapsed - config.bodyTimeout) * Double(config.minBodyBytesPerSecond) {
+                logger.info("request body too slow", metadata: ["remote": "\(remote)", "bytes": "\(bodyBytesRead)", "seconds": "\(Int(elapsed))"])
+                sendError(HTTPParserError(status: 408, detail: "The request body arrives slower than \(config.minBodyBytesPerSecond) bytes per second."))
+            } else {
+                arm(.body, seconds: min(1, config.bodyTimeout - silent))
+            }
         case .idle, .linger:
             close()
         case .write:
@@ -306,9 +323,12 @@ final class Connection {
                 return r
             }
             switch result {
-            case .done:
+            case .done(let n):
                 if phase == .head && timerKind == .idle { arm(.header, seconds: config.headerTimeout) }
-                if phase == .body { arm(.body, seconds: config.bodyTimeout) }
+                if phase == .body {
+                    bodyBytesRead += n
+                    bodyLastReadAt = DispatchTime.now().uptimeNanoseconds
+                }
                 if phase == .head || phase == .body { process() }
             case .wouldBlock:
                 if transport is TLSTransport && transport.wantsWrite {
@@ -428,7 +448,11 @@ final class Connection {
             enqueue(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
             flush()
         }
-        arm(.body, seconds: config.bodyTimeout)
+        // One deadline check a second at most: bytes arriving do not push it back.
+        bodyStartedAt = DispatchTime.now().uptimeNanoseconds
+        bodyLastReadAt = bodyStartedAt
+        bodyBytesRead = 0
+        arm(.body, seconds: min(1, config.bodyTimeout))
     }
 
     private func onRequestComplete() {
@@ -441,10 +465,12 @@ final class Connection {
         let request = HTTPRequest(head: h, body: body, remoteAddress: remote)
         let responder = server.responder
         responderRunning = true
-        Task {
+        server.connectionBecameBusy(self)
+        responderTask = Task {
             let response = await responder.respond(to: request)
             self.queue.async {
                 self.responderRunning = false
+                self.responderTask = nil
                 self.startResponse(response, for: h)
             }
         }
@@ -690,6 +716,7 @@ final class Connection {
         }
         phase = .head
         closeAfterResponse = false
+        server.connectionBecameEvictable(self)
         if !peerEOF { enableRead() }
         if inputPos < input.count {
             arm(.header, seconds: config.headerTimeout)

@@ -17,7 +17,13 @@
 // - Request bodies above `bodyMemoryThreshold` (or announced as larger) are written to a mkstemp file in
 //   `spoolDirectory` as they arrive and deleted after the response is sent (or when the connection dies
 //   while no responder holds them). A responder that wants to keep one must move or copy it.
-// - Beyond `maxConnections` a connection gets `503` + `Retry-After: 1` and is closed.
+// - Connections: `start()` raises the open-file soft limit to the hard limit and caps `maxConnections` below
+//   it. At `maxConnections`, or at `maxConnectionsPerAddress` for one client address, the oldest connection
+//   that is idle or still sending its request is closed to make room (slow or idle clients cannot lock out
+//   new ones); a new connection is refused with `503` + `Retry-After: 1` only when every connection is being
+//   answered.
+// - Bodies: besides the stall timeout, a body must average `minBodyBytesPerSecond` after a grace of
+//   `bodyTimeout`, checked once a second (a byte-at-a-time trickle gets 408).
 // - SIGPIPE is ignored process-wide by `start()` (OpenSSL writes through write(2)).
 
 #if canImport(Glibc)
@@ -64,6 +70,13 @@ public final class HTTPServer: @unchecked Sendable {
     private var listenFD: Int32 = -1
     private var acceptSource: DispatchSourceRead?
     private var connections: [ObjectIdentifier: Connection] = [:]
+    /// Connections that may be closed to make room (idle or still receiving a request), with the
+    /// time they became so and their client address.
+    private var evictable: [ObjectIdentifier: (since: UInt64, address: String)] = [:]
+    private var perAddress: [String: Int] = [:]
+    private var addressOf: [ObjectIdentifier: String] = [:]
+    private var evicted = Set<ObjectIdentifier>()
+    private var effectiveMaxConnections = 0
     private var servingCount = 0
     private var lingering = Set<ObjectIdentifier>()
     private var _boundPort = 0
@@ -97,6 +110,13 @@ public final class HTTPServer: @unchecked Sendable {
         started = true
         lock.unlock()
         signal(SIGPIPE, SIG_IGN)
+        let descriptors = Self.raiseOpenFileLimit()
+        // Room for listening sockets, spool files, model and data files besides the connections.
+        effectiveMaxConnections = max(1, min(configuration.maxConnections, descriptors - 256))
+        if effectiveMaxConnections < configuration.maxConnections {
+            logger.warning("connection limit lowered to fit the open-file limit", metadata: [
+                "max_connections": "\(effectiveMaxConnections)", "open_file_limit": "\(descriptors)"])
+        }
         do {
             if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
             try prepareSpoolDirectory()
@@ -174,6 +194,19 @@ public final class HTTPServer: @unchecked Sendable {
         logger.info("HTTP server listening", metadata: [
             "host": "\(configuration.host)", "port": "\(port)", "tls": "\(configuration.tls != nil)",
         ])
+    }
+
+    /// Raises the soft open-file limit to the hard limit (an event-driven server holds one descriptor
+    /// per connection); returns the soft limit now in force.
+    static func raiseOpenFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return limit.rlim_cur > rlim_t(Int32.max) ? Int(Int32.max) : Int(limit.rlim_cur)
     }
 
     /// Creates the spool directory if needed and removes request-body spool files left by a crash (older than an hour).
@@ -272,13 +305,32 @@ public final class HTTPServer: @unchecked Sendable {
                 transport = PlainTransport(fd: client)
             }
             lock.lock()
-            let refuse = servingCount >= configuration.maxConnections
+            var victims: [Connection] = []
+            if (perAddress[remote.ip] ?? 0) >= configuration.maxConnectionsPerAddress,
+               let victim = evictOldestLocked(address: remote.ip) {
+                victims.append(victim)
+            }
+            if servingCount >= effectiveMaxConnections, let victim = evictOldestLocked(address: nil) {
+                victims.append(victim)
+            }
+            let refuse = servingCount >= effectiveMaxConnections
+                || (perAddress[remote.ip] ?? 0) >= configuration.maxConnectionsPerAddress
             let connection = Connection(fd: client, transport: transport, server: self, remote: remoteString, refuse: refuse)
-            connections[ObjectIdentifier(connection)] = connection
-            if !refuse { servingCount += 1 }
+            let key = ObjectIdentifier(connection)
+            connections[key] = connection
+            if !refuse {
+                servingCount += 1
+                perAddress[remote.ip, default: 0] += 1
+                addressOf[key] = remote.ip
+                evictable[key] = (DispatchTime.now().uptimeNanoseconds, remote.ip)
+            }
             lock.unlock()
+            for victim in victims {
+                logger.info("closing the oldest idle or incomplete connection to make room", metadata: ["remote": "\(victim.remote)"])
+                victim.queue.async { victim.close() }
+            }
             if refuse {
-                logger.warning("connection limit reached; refusing with 503", metadata: ["remote": "\(remoteString)", "limit": "\(configuration.maxConnections)"])
+                logger.warning("connection limit reached; refusing with 503", metadata: ["remote": "\(remoteString)", "limit": "\(effectiveMaxConnections)"])
             }
             connection.start()
         }
@@ -292,12 +344,53 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     func connectionDidClose(_ connection: Connection) {
+        let key = ObjectIdentifier(connection)
         lock.lock()
-        lingering.remove(ObjectIdentifier(connection))
-        if connections.removeValue(forKey: ObjectIdentifier(connection)) != nil, !connection.refuse {
+        lingering.remove(key)
+        evictable[key] = nil
+        let wasEvicted = evicted.remove(key) != nil
+        if connections.removeValue(forKey: key) != nil, !connection.refuse, !wasEvicted {
             servingCount -= 1
         }
+        releaseAddressLocked(key)
         lock.unlock()
+    }
+
+    /// The connection's request is complete and being answered: it is not closed to make room.
+    func connectionBecameBusy(_ connection: Connection) {
+        lock.lock()
+        evictable[ObjectIdentifier(connection)] = nil
+        lock.unlock()
+    }
+
+    /// The connection is idle again (keep-alive, waiting for the next request).
+    func connectionBecameEvictable(_ connection: Connection) {
+        let key = ObjectIdentifier(connection)
+        lock.lock()
+        if let address = addressOf[key] { evictable[key] = (DispatchTime.now().uptimeNanoseconds, address) }
+        lock.unlock()
+    }
+
+    /// Picks the connection idle or incomplete for longest (of `address`, or of any), stops counting
+    /// it, and returns it for closing.
+    private func evictOldestLocked(address: String?) -> Connection? {
+        var oldest: (key: ObjectIdentifier, since: UInt64)?
+        for (key, info) in evictable where address == nil || info.address == address {
+            if oldest == nil || info.since < oldest!.since { oldest = (key, info.since) }
+        }
+        guard let key = oldest?.key, let victim = connections[key] else { return nil }
+        evictable[key] = nil
+        // Counted as gone now (its slot goes to the new connection); its close finishes on its own queue.
+        servingCount -= 1
+        releaseAddressLocked(key)
+        evicted.insert(key)
+        return victim
+    }
+
+    private func releaseAddressLocked(_ key: ObjectIdentifier) {
+        guard let address = addressOf.removeValue(forKey: key) else { return }
+        let left = (perAddress[address] ?? 1) - 1
+        perAddress[address] = left > 0 ? left : nil
     }
 
     static func format(_ storage: inout sockaddr_storage) -> (ip: String, port: Int) {

@@ -288,11 +288,20 @@ public struct HTTPServerConfiguration: Sendable {
     public var bodyMemoryThreshold = 1024 * 1024
     /// Directory for spooled request bodies.
     public var spoolDirectory: String = NSTemporaryDirectory()
-    /// Open connections beyond this are answered 503 and closed.
-    public var maxConnections = 512
+    /// Most open connections (also capped by the process's open-file limit, which `start()` raises
+    /// to its hard limit). At the limit the oldest connection that is idle or still sending its
+    /// request is closed to make room; only when every connection is being answered is a new one
+    /// refused with 503.
+    public var maxConnections = 10_000
+    /// Most open connections from one client address; beyond it the address's oldest idle or
+    /// incomplete connection is closed to make room (so one client cannot hold every slot).
+    public var maxConnectionsPerAddress = 256
+    /// A request body must keep arriving at this rate (bytes per second, averaged from its start,
+    /// after a grace of `bodyTimeout`), so a trickle cannot hold a connection for hours (408).
+    public var minBodyBytesPerSecond = 8 * 1024
     /// Seconds allowed to receive a whole request head (408 and close).
     public var headerTimeout: Double = 10
-    /// Seconds a request body may stall between reads (408 and close).
+    /// Seconds a request body may stall between reads, and the grace before `minBodyBytesPerSecond` applies (408 and close).
     public var bodyTimeout: Double = 30
     /// Seconds an idle keep-alive connection is kept (then closed silently); also the limit on a stalled response write.
     public var idleTimeout: Double = 60

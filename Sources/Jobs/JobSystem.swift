@@ -45,6 +45,8 @@ public struct JobStats: Sendable, Equatable {
     public var durationSum: Double
     /// The most recent execution durations (seconds, oldest first, at most 100).
     public var recentDurations: [Double]
+    /// Long polls (`waitForChange`) waiting right now.
+    public var waiting: Int = 0
 }
 
 /// The job system: a durable bounded FIFO queue of jobs, worker threads running an injected
@@ -335,7 +337,7 @@ public final class JobSystem: @unchecked Sendable {
         defer { cond.unlock() }
         return JobStats(queued: queue.count, running: running.count, capacity: configuration.queueCapacity,
                         finished: finishedCounts, durationCount: durationCount, durationSum: durationSum,
-                        recentDurations: recentDurations)
+                        recentDurations: recentDurations, waiting: waiters.values.reduce(0) { $0 + $1.count })
     }
 
     /// True when `submit` would currently be refused with `QueueFull` (for readiness).

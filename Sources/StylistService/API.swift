@@ -115,7 +115,10 @@ final class API: HTTPResponder, @unchecked Sendable {
                                    headers: ["Allow": allow.joined(separator: ", ")])
             case .found(_, _, let template):
                 route = template
-                if head.method == "POST" {
+                if head.method != "POST" && Self.announcesBody(head) {
+                    // Refused before a byte of it is read: a large body on /healthz would otherwise be received in full.
+                    refusal = APIError(413, "\(head.method) \(template) takes no request body.")
+                } else if head.method == "POST" {
                     if draining { refusal = APIError(503, "The server is shutting down.", headers: ["Retry-After": "5"]) }
                     else if let ct = head.headers["Content-Type"], !ct.lowercased().hasPrefix("multipart/form-data") {
                         refusal = APIError(415, "Send multipart/form-data (curl -F), not \(ct).")
@@ -127,6 +130,13 @@ final class API: HTTPResponder, @unchecked Sendable {
         let response = refusal.response
         finish(head, route: route, response: response, start: start, remote: nil)
         return response
+    }
+
+    /// Whether the request head says a body follows (a non-zero length, or chunked).
+    static func announcesBody(_ head: HTTPRequestHead) -> Bool {
+        if head.headers["Transfer-Encoding"] != nil { return true }
+        if let length = head.headers["Content-Length"], let n = Int(length.trimmingCharacters(in: .whitespaces)) { return n > 0 }
+        return false
     }
 
     func respond(to request: HTTPRequest) async -> HTTPResponse {

@@ -66,8 +66,13 @@ public struct StylistConfig: Codable, Equatable, Sendable {
         public var maxBodyBytes = 25 * 1024 * 1024
         /// Bodies above this many bytes are spooled to `<data_dir>/tmp` instead of memory.
         public var bodyMemoryThreshold = 1024 * 1024
-        /// Open connections; beyond it new ones get 503 and are closed.
-        public var maxConnections = 512
+        /// Open connections (capped below the open-file limit); at the limit the oldest idle or
+        /// incomplete connection is closed to make room, and 503 only when all are being answered.
+        public var maxConnections = 10_000
+        /// Open connections from one client address; beyond it that address's oldest idle or incomplete one is closed.
+        public var maxConnectionsPerAddress = 256
+        /// Slowest average request body, bytes per second, after `body_timeout_seconds` of grace (408 below it).
+        public var minBodyBytesPerSecond = 8192
         /// Seconds to receive a whole request head (408 and close).
         public var headerTimeoutSeconds: Double = 10
         /// Seconds a request body may stall between reads (408 and close).
@@ -187,7 +192,7 @@ extension StylistConfig {
 
 extension StylistConfig.HTTP {
     static let jsonKeys = ["max_header_bytes", "max_header_count", "max_body_bytes", "body_memory_threshold",
-                           "max_connections", "header_timeout_seconds", "body_timeout_seconds", "idle_timeout_seconds"]
+                           "max_connections", "max_connections_per_address", "min_body_bytes_per_second", "header_timeout_seconds", "body_timeout_seconds", "idle_timeout_seconds"]
 
     public init(from decoder: Decoder) throws {
         try rejectUnknownKeys(decoder, allowed: Self.jsonKeys)
@@ -198,6 +203,8 @@ extension StylistConfig.HTTP {
         maxBodyBytes = try c.value("max_body_bytes", d.maxBodyBytes)
         bodyMemoryThreshold = try c.value("body_memory_threshold", d.bodyMemoryThreshold)
         maxConnections = try c.value("max_connections", d.maxConnections)
+        maxConnectionsPerAddress = try c.value("max_connections_per_address", d.maxConnectionsPerAddress)
+        minBodyBytesPerSecond = try c.value("min_body_bytes_per_second", d.minBodyBytesPerSecond)
         headerTimeoutSeconds = try c.value("header_timeout_seconds", d.headerTimeoutSeconds)
         bodyTimeoutSeconds = try c.value("body_timeout_seconds", d.bodyTimeoutSeconds)
         idleTimeoutSeconds = try c.value("idle_timeout_seconds", d.idleTimeoutSeconds)
@@ -210,6 +217,8 @@ extension StylistConfig.HTTP {
         try c.encode(maxBodyBytes, forKey: ConfigKey("max_body_bytes"))
         try c.encode(bodyMemoryThreshold, forKey: ConfigKey("body_memory_threshold"))
         try c.encode(maxConnections, forKey: ConfigKey("max_connections"))
+        try c.encode(maxConnectionsPerAddress, forKey: ConfigKey("max_connections_per_address"))
+        try c.encode(minBodyBytesPerSecond, forKey: ConfigKey("min_body_bytes_per_second"))
         try c.encode(headerTimeoutSeconds, forKey: ConfigKey("header_timeout_seconds"))
         try c.encode(bodyTimeoutSeconds, forKey: ConfigKey("body_timeout_seconds"))
         try c.encode(idleTimeoutSeconds, forKey: ConfigKey("idle_timeout_seconds"))
@@ -362,6 +371,8 @@ extension StylistConfig {
             s("http.max_body_bytes") { $0.http.maxBodyBytes = try int($1) },
             s("http.body_memory_threshold") { $0.http.bodyMemoryThreshold = try int($1) },
             s("http.max_connections") { $0.http.maxConnections = try int($1) },
+            s("http.max_connections_per_address") { $0.http.maxConnectionsPerAddress = try int($1) },
+            s("http.min_body_bytes_per_second") { $0.http.minBodyBytesPerSecond = try int($1) },
             s("http.header_timeout_seconds") { $0.http.headerTimeoutSeconds = try number($1) },
             s("http.body_timeout_seconds") { $0.http.bodyTimeoutSeconds = try number($1) },
             s("http.idle_timeout_seconds") { $0.http.idleTimeoutSeconds = try number($1) },
@@ -399,6 +410,8 @@ extension StylistConfig {
         try check(http.maxBodyBytes >= 1024, "http.max_body_bytes must be at least 1024, got \(http.maxBodyBytes)")
         try check(http.bodyMemoryThreshold >= 0, "http.body_memory_threshold must not be negative")
         try check(http.maxConnections >= 1, "http.max_connections must be at least 1, got \(http.maxConnections)")
+        try check(http.maxConnectionsPerAddress >= 1, "http.max_connections_per_address must be at least 1, got \(http.maxConnectionsPerAddress)")
+        try check(http.minBodyBytesPerSecond >= 0, "http.min_body_bytes_per_second must not be negative")
         try check(http.headerTimeoutSeconds > 0, "http.header_timeout_seconds must be positive")
         try check(http.bodyTimeoutSeconds > 0, "http.body_timeout_seconds must be positive")
         try check(http.idleTimeoutSeconds > 0, "http.idle_timeout_seconds must be positive")

@@ -115,6 +115,8 @@ public final class StylistServer: @unchecked Sendable {
         hc.bodyMemoryThreshold = config.http.bodyMemoryThreshold
         hc.spoolDirectory = tmp.path
         hc.maxConnections = config.http.maxConnections
+        hc.maxConnectionsPerAddress = config.http.maxConnectionsPerAddress
+        hc.minBodyBytesPerSecond = config.http.minBodyBytesPerSecond
         hc.headerTimeout = config.http.headerTimeoutSeconds
         hc.bodyTimeout = config.http.bodyTimeoutSeconds
         hc.idleTimeout = config.http.idleTimeoutSeconds

@@ -373,19 +373,44 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: path), "response files are not deleted")
     }
 
-    func testConnectionLimitAnswers503() throws {
+    /// At the connection limit an idle (or still incomplete) connection is closed to make room;
+    /// only when every connection is being answered is a new one refused with 503.
+    func testConnectionLimitEvictsIdleConnectionsAndAnswers503WhenAllAreBusy() throws {
         let server = try makeServer { $0.maxConnections = 1 }
         let a = try RawClient(port: server.boundPort)
         try a.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(try a.readResponse().status, 200)
+        // `a` is idle (keep-alive): it makes room for `b`.
         let b = try RawClient(port: server.boundPort)
-        let r = try b.readResponse()
+        try b.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try b.readResponse().status, 200)
+        XCTAssertTrue(a.isClosedByPeer())
+        // `b` is being answered (a slow handler): `c` is refused.
+        try b.send("GET /slow?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.1)
+        let c = try RawClient(port: server.boundPort)
+        let r = try c.readResponse()
         XCTAssertEqual(r.status, 503)
         XCTAssertEqual(r.headers["Content-Type"], "application/problem+json")
         XCTAssertEqual(r.headers["Retry-After"], "1")
-        XCTAssertTrue(b.isClosedByPeer())
-        try a.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try a.readResponse().status, 200)
+        XCTAssertTrue(c.isClosedByPeer())
+        XCTAssertEqual(try b.readResponse().status, 200)
+    }
+
+    /// One client address cannot hold more than its share: its oldest idle or incomplete connection goes.
+    func testPerAddressLimitClosesThatAddresssOldestIncompleteConnection() throws {
+        let server = try makeServer { $0.maxConnectionsPerAddress = 3 }
+        var slow: [RawClient] = []
+        for _ in 0..<3 {
+            let s = try RawClient(port: server.boundPort)
+            try s.send("GET /hello HTTP/1.1\r\nHost: x\r\n")   // half a head
+            slow.append(s)
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let d = try RawClient(port: server.boundPort)
+        try d.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertEqual(try d.readResponse().status, 200)
+        XCTAssertTrue(slow[0].isClosedByPeer(), "the oldest incomplete connection was kept")
     }
 
     func testPortInUseThrowsAClearError() throws {
