@@ -156,6 +156,8 @@ final class Connection {
             timer.schedule(deadline: .distantFuture)
             timer.resume()
             timerActivated = true
+            // Over the limit on TLS: closed before any handshake work (the handshake is the costly part).
+            if refuse && handshaking { close(); return }
             if refuse {
                 arm(.linger, seconds: 5)
             } else {

@@ -25,12 +25,19 @@ public struct TLSError: Error, CustomStringConvertible, Sendable {
 /// An OpenSSL server context (certificate + key), shared by all connections.
 final class TLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
+    /// The TLS 1.2 cipher suites offered (OpenSSL names).
+    static let tls12Ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
     init(configuration: TLSConfiguration) throws {
         ERR_clear_error()
         guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw TLSError("cannot create an OpenSSL context") }
         self.ctx = ctx
         _ = SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(TLS1_2_VERSION), nil)
+        // TLS 1.2 suites: forward-secret AEAD only (no CBC, no SHA-1 MACs, no RSA key exchange);
+        // TLS 1.3 suites are all AEAD and keep OpenSSL's defaults. The server's order wins.
+        guard SSL_CTX_set_cipher_list(ctx, TLSContext.tls12Ciphers) == 1 else { throw TLSError("cannot set the TLS cipher list") }
+        _ = SSL_CTX_set_options(ctx, stylist_ssl_server_options())
         _ = SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), nil)
         guard SSL_CTX_use_certificate_chain_file(ctx, configuration.certificatePath) == 1 else {
             throw TLSError("cannot load the TLS certificate from \(configuration.certificatePath)")

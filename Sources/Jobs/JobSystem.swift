@@ -234,7 +234,7 @@ public final class JobSystem: @unchecked Sendable {
     /// or a `StorageError`. Input files are consumed only when a job is created; whatever is
     /// left at the given URLs afterwards is the caller's to remove.
     public func submit(inputs: [JobInput], styleIDs: [String] = [], parameters: [String: String] = [:],
-                       idempotencyKey: String? = nil, requestDigest: String? = nil) throws -> SubmitResult {
+                       idempotencyKey: String? = nil, requestDigest: String? = nil, owner: String? = nil) throws -> SubmitResult {
         var seen = Set<String>()
         for input in inputs {
             guard Names.isValidBlobName(input.name), input.name != LocalJobStore.recordName,
@@ -271,7 +271,7 @@ public final class JobSystem: @unchecked Sendable {
         let record = JobRecord(id: id, createdAt: JobsJSON.now(), parameters: parameters,
                                inputs: inputs.map(\.name), styleIDs: styleIDs,
                                idempotencyKey: idempotencyKey, requestDigest: requestDigest,
-                               sequence: sequence)
+                               sequence: sequence, owner: owner)
         do {
             for input in inputs {
                 switch input.source {

@@ -74,6 +74,8 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var attempts: Int
     /// Submission order (FIFO tie-break for equal `createdAt`).
     public var sequence: UInt64
+    /// Who may see the job (the app's opaque client identity, e.g. a hash of its API key); nil: anyone.
+    public var owner: String?
 
     /// Creates a record (the job system creates them; public for tests and other stores).
     public init(id: String, status: JobStatus = .queued, progress: Double = 0, createdAt: Date,
@@ -81,7 +83,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
                 parameters: [String: String] = [:], inputs: [String] = [], styleIDs: [String] = [],
                 resultContentType: String? = nil, resultSize: Int? = nil, resultSHA256: String? = nil,
                 error: JobFailure? = nil, idempotencyKey: String? = nil, requestDigest: String? = nil,
-                attempts: Int = 0, sequence: UInt64 = 0) {
+                attempts: Int = 0, sequence: UInt64 = 0, owner: String? = nil) {
         self.id = id
         self.status = status
         self.progress = progress
@@ -100,6 +102,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         self.requestDigest = requestDigest
         self.attempts = attempts
         self.sequence = sequence
+        self.owner = owner
     }
 
     /// Seconds between start and finish, when both are known.

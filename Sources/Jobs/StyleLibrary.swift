@@ -25,6 +25,8 @@ public struct StyleRecord: Codable, Sendable, Equatable {
     public var imageSHA256: String?
     /// Derived data: app-chosen key (e.g. `microast@512`) -> blob file name.
     public var derived: [String: String]
+    /// Who may see and use the style (the app's opaque client identity); nil: anyone.
+    public var owner: String?
 }
 
 /// Metadata supplied when registering a style.
@@ -37,8 +39,11 @@ public struct StyleMetadata: Sendable {
     public var width: Int?
     /// Height in pixels, if known.
     public var height: Int?
+    /// Who may see and use the style; nil: anyone.
+    public var owner: String?
     /// Creates metadata.
-    public init(name: String? = nil, contentType: String, width: Int? = nil, height: Int? = nil) {
+    public init(name: String? = nil, contentType: String, width: Int? = nil, height: Int? = nil, owner: String? = nil) {
+        self.owner = owner
         self.name = name
         self.contentType = contentType
         self.width = width
@@ -136,7 +141,7 @@ public final class StyleLibrary: @unchecked Sendable {
             let record = StyleRecord(id: id, name: metadata.name, createdAt: JobsJSON.now(), width: metadata.width,
                                      height: metadata.height, contentType: metadata.contentType,
                                      imageBlob: Self.imageName, imageSize: DurableFS.fileSize(image),
-                                     imageSHA256: try? SHA256Digest.hex(file: image), derived: [:])
+                                     imageSHA256: try? SHA256Digest.hex(file: image), derived: [:], owner: metadata.owner)
             try save(record)
             lock.lock()
             records[id] = record

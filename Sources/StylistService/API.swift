@@ -86,7 +86,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         r.add("GET", "/v1/jobs/{id}/result") { [unowned self] in try getResult($0) }
         r.add("GET", "/v1/jobs/{id}/events") { [unowned self] in try getEvents($0) }
         r.add("POST", "/v1/styles") { [unowned self] in try await createStyle($0) }
-        r.add("GET", "/v1/styles") { [unowned self] _ in listStyles() }
+        r.add("GET", "/v1/styles") { [unowned self] in listStyles($0) }
         r.add("GET", "/v1/styles/{id}") { [unowned self] in try getStyle($0) }
         r.add("DELETE", "/v1/styles/{id}") { [unowned self] in try await deleteStyle($0) }
         r.add("GET", "/v1/models") { [unowned self] _ in listModels() }
@@ -211,8 +211,15 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     /// The part of the idempotency scope that identifies the client (its API key's hash).
     private func clientScope(_ head: HTTPRequestHead) -> String {
-        guard !config.apiKeys.isEmpty, let auth = head.headers["Authorization"] else { return "" }
-        return String(SHA256Digest.hex(Array(auth.utf8)).prefix(16)) + ":"
+        owner(head).map { $0 + ":" } ?? ""
+    }
+
+    /// The client identity jobs and styles are scoped to when API keys are configured (a hash of
+    /// the key, never the key); nil when the server is open, so everything is shared.
+    func owner(_ head: HTTPRequestHead) -> String? {
+        guard !config.apiKeys.isEmpty, let auth = head.headers["Authorization"] else { return nil }
+        let token = auth.split(separator: " ", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        return String(SHA256Digest.hex(Array(token.utf8)).prefix(32))
     }
 
     // MARK: Helpers
@@ -254,9 +261,11 @@ final class API: HTTPResponder, @unchecked Sendable {
         }
     }
 
-    private func lookup(_ id: String) throws -> JobSnapshot {
+    /// The job, if this client may see it: another API key's job is 404, as if it did not exist.
+    private func lookup(_ id: String, owner: String?) throws -> JobSnapshot {
         switch jobs.lookup(id: id) {
-        case .found(let s): return s
+        case .found(let s) where s.record.owner == owner: return s
+        case .found: throw APIError(404, "No job \(id).")
         case .expired(let t):
             throw APIError(410, "Job \(id) expired at \(JobsJSON.format(t.expiredAt)); its files were removed (job_ttl_seconds).")
         case .notFound: throw APIError(404, "No job \(id).")
@@ -302,17 +311,18 @@ final class API: HTTPResponder, @unchecked Sendable {
             }
         }
         let scopedKey = key.map { clientScope(ctx.head) + $0 }
+        let owner = owner(ctx.head)
         let request = ctx.request
         let maxParts = config.maxStylesPerJob + 16
         return try await Self.offload { [self] in
             let parts = try parseForm(request, maxParts: maxParts)
             var consumed = false
             defer { if !consumed { MultipartParser.removeSpoolFiles(parts) } }
-            let (params, inputs, styleIDs, digest) = try validateJob(parts)
+            let (params, inputs, styleIDs, digest) = try validateJob(parts, owner: owner)
             let result: SubmitResult
             do {
                 result = try jobs.submit(inputs: inputs, styleIDs: styleIDs, parameters: params.record,
-                                         idempotencyKey: scopedKey, requestDigest: digest)
+                                         idempotencyKey: scopedKey, requestDigest: digest, owner: owner)
             } catch let e as QueueFull {
                 throw APIError(429, "The queue is full (\(e.capacity) jobs waiting); retry in \(e.retryAfter) s.",
                                headers: ["Retry-After": String(e.retryAfter)])
@@ -331,7 +341,7 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     /// Checks the form and every image header; returns the job's parameters, inputs, registered
     /// styles and the idempotency digest. Throws 400/413/415/422 `APIError`s.
-    private func validateJob(_ parts: [MultipartPart]) throws -> (JobParameters, [JobInput], [String], String) {
+    private func validateJob(_ parts: [MultipartPart], owner: String?) throws -> (JobParameters, [JobInput], [String], String) {
         var content: MultipartPart?
         var styleEntries: [(source: StyleSource, part: MultipartPart?)] = []
         var fields: [String: String] = [:]
@@ -346,7 +356,7 @@ final class API: HTTPResponder, @unchecked Sendable {
                 uploads += 1
             case "style_id":
                 let id = try Self.text(part)
-                guard styles.get(id) != nil else { throw APIError(400, "Unknown style_id '\(id)'; register it with POST /v1/styles.") }
+                guard let style = styles.get(id), style.owner == owner else { throw APIError(400, "Unknown style_id '\(id)'; register it with POST /v1/styles.") }
                 styleEntries.append((.registered(id), nil))
             case let name where Self.jobFields.contains(name):
                 guard fields[name] == nil else { throw APIError(400, "Field '\(name)' is given more than once.") }
@@ -444,7 +454,8 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     private func getJob(_ ctx: RequestContext) async throws -> HTTPResponse {
         let id = ctx.param("id")
-        var snap = try lookup(id)
+        let owner = owner(ctx.head)
+        var snap = try lookup(id, owner: owner)
         if let w = ctx.head.queryValue("wait") {
             guard let seconds = Double(w), seconds.isFinite, seconds >= 0 else {
                 throw APIError(400, "wait must be a number of seconds (0 to \(JSONValue.number(config.waitCapSeconds))), got '\(w)'.")
@@ -456,7 +467,7 @@ final class API: HTTPResponder, @unchecked Sendable {
                 let now = DispatchTime.now().uptimeNanoseconds
                 guard now < deadline, !Task.isCancelled else { break }
                 guard let changed = await jobs.waitForChange(id: id, after: snap.version, timeout: Double(deadline - now) / 1e9) else {
-                    snap = try lookup(id)   // deleted or expired meanwhile: 404/410
+                    snap = try lookup(id, owner: owner)   // deleted or expired meanwhile: 404/410
                     break
                 }
                 snap = changed
@@ -467,6 +478,7 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     private func deleteJob(_ ctx: RequestContext) throws -> HTTPResponse {
         let id = ctx.param("id")
+        if case .found(let s) = jobs.lookup(id: id), s.record.owner != owner(ctx.head) { throw APIError(404, "No job \(id).") }
         switch jobs.cancel(id: id) {
         case .canceled(let snap): return .json(jobJSON(snap), status: 200, headers: ["X-Job-Id": id])
         case .cancelRequested(let snap): return .json(jobJSON(snap), status: 202, headers: ["X-Job-Id": id])
@@ -479,7 +491,7 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     private func getResult(_ ctx: RequestContext) throws -> HTTPResponse {
         let id = ctx.param("id")
-        let snap = try lookup(id)
+        let snap = try lookup(id, owner: owner(ctx.head))
         switch snap.record.status {
         case .queued, .running:
             throw APIError(409, "Job \(id) is \(snap.record.status.rawValue); the result is not ready (poll GET /v1/jobs/\(id)?wait=30).",
@@ -524,7 +536,7 @@ final class API: HTTPResponder, @unchecked Sendable {
     /// `id` is the job's change counter. A `: keep-alive` comment every 15 s keeps proxies open.
     private func getEvents(_ ctx: RequestContext) throws -> HTTPResponse {
         let id = ctx.param("id")
-        _ = try lookup(id)
+        _ = try lookup(id, owner: owner(ctx.head))
         let source = jobs.events(id: id)
         let (stream, continuation) = AsyncStream.makeStream(of: [UInt8].self, bufferingPolicy: .unbounded)
         let render: @Sendable (JobSnapshot) -> JSONValue = { [self] in jobJSON($0) }   // the pump ends with the job (or at shutdown)
@@ -576,6 +588,7 @@ final class API: HTTPResponder, @unchecked Sendable {
     private func createStyle(_ ctx: RequestContext) async throws -> HTTPResponse {
         if draining { throw APIError(503, "The server is shutting down.", headers: ["Retry-After": "5"]) }
         let request = ctx.request
+        let owner = owner(ctx.head)
         return try await Self.offload { [self] in
             let parts = try parseForm(request, maxParts: 8)
             var consumed = false
@@ -600,7 +613,7 @@ final class API: HTTPResponder, @unchecked Sendable {
                 throw APIError(400, "style: \(info.width)x\(info.height) is too small; both sides must be at least \(Stylizer.minimumSide) pixels.")
             }
             let meta = StyleMetadata(name: name.flatMap { $0.isEmpty ? nil : $0 }, contentType: info.format.mimeType,
-                                     width: info.width, height: info.height)
+                                     width: info.width, height: info.height, owner: owner)
             let record: StyleRecord
             do {
                 record = try registerStyle(image, parts: parts, metadata: meta, consumed: &consumed)
@@ -637,17 +650,19 @@ final class API: HTTPResponder, @unchecked Sendable {
         return .json(.object([("default", .string(config.defaultModel)), ("models", .array(models))]))
     }
 
-    private func listStyles() -> HTTPResponse {
-        .json(.object([("styles", .array(styles.list().map(styleJSON)))]))
+    private func listStyles(_ ctx: RequestContext) -> HTTPResponse {
+        let owner = owner(ctx.head)
+        return .json(.object([("styles", .array(styles.list().filter { $0.owner == owner }.map(styleJSON)))]))
     }
 
     private func getStyle(_ ctx: RequestContext) throws -> HTTPResponse {
-        guard let s = styles.get(ctx.param("id")) else { throw APIError(404, "No style \(ctx.param("id")).") }
+        guard let s = styles.get(ctx.param("id")), s.owner == owner(ctx.head) else { throw APIError(404, "No style \(ctx.param("id")).") }
         return .json(styleJSON(s))
     }
 
     private func deleteStyle(_ ctx: RequestContext) async throws -> HTTPResponse {
         let id = ctx.param("id")
+        guard styles.get(id)?.owner == owner(ctx.head) else { throw APIError(404, "No style \(id).") }
         let existed = try await Self.offload { [styles] in try styles.delete(id) }
         guard existed else { throw APIError(404, "No style \(id).") }
         logger.info("style deleted", metadata: ["style": "\(id)"])

@@ -441,6 +441,31 @@ final class ServerTests: XCTestCase {
         XCTAssertThrowsError(try RawClient(port: server.boundPort), "listener should be closed")
     }
 
+    /// TLS 1.2 offers forward-secret AEAD suites only: a CBC-SHA1 suite is refused, a GCM one works.
+    func testTLSCipherListHasNoCBCSHA1Suites() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else { throw XCTSkip("no openssl binary") }
+        let tls = try TLSConfiguration.generateSelfSigned(directory: spool)
+        let server = try makeServer { $0.tls = tls }
+        func handshake(_ cipher: String) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            p.arguments = ["s_client", "-connect", "127.0.0.1:\(server.boundPort)", "-tls1_2", "-cipher", cipher]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            p.standardInput = FileHandle.nullDevice   // EOF at once: s_client leaves after the handshake
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return text
+        }
+        XCTAssertTrue(try handshake("ECDHE-ECDSA-AES128-GCM-SHA256").contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"))
+        for weak in ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256"] {
+            let text = try handshake(weak)
+            XCTAssertFalse(text.contains("Cipher is \(weak)"), "\(weak) was accepted:\n\(text)")
+        }
+    }
+
     func testTLSRoundTrip() throws {
         let tls = try TLSConfiguration.generateSelfSigned(directory: spool)
         let server = try makeServer { $0.tls = tls }

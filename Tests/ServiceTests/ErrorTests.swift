@@ -124,6 +124,34 @@ final class ErrorTests: ServiceTestCase {
         XCTAssertEqual(try waitFor(c, id)["status"] as? String, "succeeded")
     }
 
+    /// With API keys, jobs and styles belong to the key that created them: another key gets 404
+    /// for them (as if they did not exist) and does not see them in lists.
+    func testJobsAndStylesAreScopedToTheirAPIKey() throws {
+        let server = try start { $0.apiKeys = ["alice-key", "bob-key"] }
+        let alice = try HTTPClient(port: server.port)
+        alice.defaultHeaders = [("Authorization", "Bearer alice-key")]
+        let bob = try HTTPClient(port: server.port)
+        bob.defaultHeaders = [("Authorization", "Bearer bob-key")]
+        let id = try submit(alice, jobForm(content: try Golden.content(Golden.microast), styles: [try Golden.style(Golden.microast)]))
+        XCTAssertEqual(try waitFor(alice, id)["status"] as? String, "succeeded")
+        for path in ["/v1/jobs/\(id)", "/v1/jobs/\(id)?wait=1", "/v1/jobs/\(id)/result", "/v1/jobs/\(id)/events"] {
+            assertProblem(try bob.get(path), 404)
+        }
+        assertProblem(try bob.delete("/v1/jobs/\(id)"), 404)
+        XCTAssertEqual(try alice.get("/v1/jobs/\(id)/result").status, 200, "bob's delete must not have removed it")
+
+        var styleForm = MultipartForm()
+        styleForm.file("style", try Golden.style(Golden.microast), contentType: "image/png")
+        let style = try XCTUnwrap(try alice.post("/v1/styles", form: styleForm).json?["id"] as? String)
+        assertProblem(try bob.get("/v1/styles/\(style)"), 404)
+        assertProblem(try bob.delete("/v1/styles/\(style)"), 404)
+        XCTAssertEqual((try bob.get("/v1/styles").json?["styles"] as? [Any])?.count, 0)
+        XCTAssertEqual((try alice.get("/v1/styles").json?["styles"] as? [Any])?.count, 1)
+        assertProblem(try bob.post("/v1/jobs", form: jobForm(content: try Golden.content(Golden.microast), styles: [], styleIDs: [style])),
+                      400, "Unknown style_id")
+        XCTAssertEqual(try alice.post("/v1/jobs", form: jobForm(content: try Golden.content(Golden.microast), styles: [], styleIDs: [style])).status, 202)
+    }
+
     func testQueueFullIs429WithRetryAfter() throws {
         let g = gate()
         let server = try start(hooks: g.holdAtFirstLayer) { $0.queueSize = 1 }
