@@ -24,6 +24,26 @@
  * (libjpeg-turbo's own tools limit this the same way). */
 #define SC_JPEG_MAX_SCANS 500
 
+/* libjpeg's whole-image coefficient buffer (progressive and multi-scan files) holds 2 bytes
+ * per sample; with at most 4 full-resolution components that is 8 bytes per pixel. Its
+ * allocation is refused beyond that for the pixel limit, plus slack for MCU padding. */
+#define SC_JPEG_BYTES_PER_PIXEL 9
+#define SC_JPEG_MEMORY_SLACK (64L << 20)
+
+/* Only IHDR, PLTE, tRNS, IDAT and IEND are used, so every other chunk is skipped unread
+ * (its CRC is still checked): text chunks are never inflated, iCCP/eXIf/unknown chunks
+ * never copied. The limits below are a second line: nothing ancillary is kept, and no
+ * single chunk allocation outside the image data may exceed 1 MiB. */
+#define SC_PNG_CHUNK_CACHE_MAX 16
+#define SC_PNG_CHUNK_MALLOC_MAX (1U << 20)
+
+/* After the last row, libpng inflates whatever is left of the IDAT stream, 1 KiB at a time
+ * and without limit: a few MB of deflated zeros there cost seconds. A real encoder leaves only
+ * the end of the last block and the Adler-32 (a few bytes), so a budget of compressed IDAT
+ * bytes read after the last row (at most ~1000x that inflated) refuses the rest. */
+#define SC_PNG_MAX_IDAT_AFTER_IMAGE (64U << 10)
+#define SC_PNG_IDAT 0x49444154U /* "IDAT" as png_get_io_chunk_type reports it */
+
 static void sc_set_err(char *err, size_t errlen, const char *prefix, const char *msg) {
     if (err == NULL || errlen == 0) return;
     snprintf(err, errlen, "%s%s", prefix ? prefix : "", msg ? msg : "");
@@ -51,6 +71,10 @@ typedef struct {
     png_infop info;
     uint8_t *pixels;   /* owned until handed to the caller */
     png_bytep *rows;
+    int decoding;      /* past png_read_update_info: libpng's row and pass counters are live */
+    int interlaced;
+    png_uint_32 height;
+    size_t idat_after_image; /* IDAT data bytes read after the last row */
 } sc_png_ctx;
 
 static void sc_png_error_fn(png_structp png, png_const_charp msg) {
@@ -64,10 +88,25 @@ static void sc_png_warning_fn(png_structp png, png_const_charp msg) {
     (void)msg; /* benign (CRC of an ancillary chunk, unknown chunk...): ignore quietly */
 }
 
+/* Whether libpng has produced every row. It finishes the zlib stream inside the call for the
+ * last row, so "png_read_image returned" would be too late to tell. */
+static int sc_png_rows_done(png_structp png, const sc_png_ctx *ctx) {
+    if (!ctx->decoding) return 0;
+    return ctx->interlaced ? png_get_current_pass_number(png) >= 7
+                           : png_get_current_row_number(png) >= ctx->height;
+}
+
 static void sc_png_read_fn(png_structp png, png_bytep out, size_t n) {
     sc_png_ctx *ctx = (sc_png_ctx *)png_get_io_ptr(png);
     if (ctx == NULL || n > ctx->len - ctx->pos) {
         png_error(png, "unexpected end of data (truncated file)");
+    }
+    if (png_get_io_chunk_type(png) == SC_PNG_IDAT &&
+        (png_get_io_state(png) & PNG_IO_MASK_LOC) == PNG_IO_CHUNK_DATA && sc_png_rows_done(png, ctx)) {
+        if (n > SC_PNG_MAX_IDAT_AFTER_IMAGE - ctx->idat_after_image) {
+            png_error(png, "too much compressed data after the last row");
+        }
+        ctx->idat_after_image += n;
     }
     memcpy(out, ctx->data + ctx->pos, n);
     ctx->pos += n;
@@ -130,6 +169,11 @@ static int sc_png_run(const uint8_t *data, size_t len, int decode, uint64_t max_
     /* Let any size through libpng's own limits: our max_pixels check decides, so a huge
      * header is reported as "too large" rather than "corrupt". */
     png_set_user_limits(ctx->png, 0x7fffffffU, 0x7fffffffU);
+    /* num_chunks -1: NEVER becomes the handling of unknown chunks and of every ancillary
+     * chunk libpng knows except tRNS, so a zTXt/iTXt/iCCP bomb costs one CRC pass. */
+    png_set_keep_unknown_chunks(ctx->png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
+    png_set_chunk_cache_max(ctx->png, SC_PNG_CHUNK_CACHE_MAX);
+    png_set_chunk_malloc_max(ctx->png, SC_PNG_CHUNK_MALLOC_MAX);
     png_read_info(ctx->png, ctx->info);
 
     png_uint_32 width = 0, height = 0;
@@ -186,6 +230,9 @@ static int sc_png_run(const uint8_t *data, size_t len, int decode, uint64_t max_
     }
     for (png_uint_32 y = 0; y < height; y++) ctx->rows[y] = ctx->pixels + (size_t)y * rowbytes;
 
+    ctx->interlaced = interlace != PNG_INTERLACE_NONE;
+    ctx->height = height;
+    ctx->decoding = 1;
     png_read_image(ctx->png, ctx->rows);
     /* Read to IEND: verifies the end of the zlib stream and the last CRCs, so truncated
      * files fail instead of decoding to a partial image. */
@@ -253,15 +300,6 @@ static int sc_exif_orientation(const uint8_t *p, size_t n) {
     return 0;
 }
 
-static int sc_jpeg_orientation(j_decompress_ptr cinfo) {
-    for (jpeg_saved_marker_ptr m = cinfo->marker_list; m != NULL; m = m->next) {
-        if (m->marker != JPEG_APP0 + 1) continue;
-        int o = sc_exif_orientation(m->data, m->data_length);
-        if (o != 0) return o;
-    }
-    return 1;
-}
-
 /* ------------------------------------------------------------------------------------- */
 /* JPEG decoding                                                                         */
 /* ------------------------------------------------------------------------------------- */
@@ -279,6 +317,7 @@ typedef struct {
     sc_jpeg_err jerr;
     struct jpeg_progress_mgr progress;
     int created;
+    int orientation; /* from the first APP1 with a valid EXIF orientation; 0 until then */
     uint8_t *pixels; /* owned until handed to the caller */
     uint8_t *row;    /* CMYK scanline */
 } sc_jpeg_dctx;
@@ -295,6 +334,8 @@ static int sc_jpeg_classify(int code) {
         return SC_ERR_UNSUPPORTED;
     case JERR_OUT_OF_MEMORY:
         return SC_ERR_NOMEM;
+    case JERR_NO_BACKING_STORE: /* over max_memory_to_use: a layout no real photo has */
+        return SC_ERR_UNSUPPORTED;
     default:
         return SC_ERR_CORRUPT;
     }
@@ -304,7 +345,11 @@ static void sc_jpeg_error_exit(j_common_ptr cinfo) {
     sc_jpeg_err *e = (sc_jpeg_err *)cinfo->err;
     char buf[JMSG_LENGTH_MAX];
     buf[0] = 0;
-    (*cinfo->err->format_message)(cinfo, buf);
+    if (cinfo->err->msg_code == JERR_NO_BACKING_STORE) {
+        snprintf(buf, sizeof buf, "its coefficient buffer is over the memory budget");
+    } else {
+        (*cinfo->err->format_message)(cinfo, buf);
+    }
     const int status = sc_jpeg_classify(cinfo->err->msg_code);
     const char *prefix = !cinfo->is_decompressor ? "JPEG encoder: "
                          : status == SC_ERR_UNSUPPORTED ? "unsupported JPEG: " : "invalid JPEG: ";
@@ -345,6 +390,34 @@ static void sc_jpeg_progress(j_common_ptr cinfo) {
         e->status = SC_ERR_CORRUPT;
         longjmp(e->jb, 1);
     }
+}
+
+/* APP1 handler replacing jpeg_save_markers: the segment is read in place from the memory
+ * source (which holds the whole file), the first valid EXIF orientation is kept, and nothing
+ * is copied, so any number of APP1 segments costs no memory. */
+static boolean sc_jpeg_read_app1(j_decompress_ptr cinfo) {
+    sc_jpeg_dctx *ctx = (sc_jpeg_dctx *)cinfo; /* cinfo is the context's first member */
+    struct jpeg_source_mgr *src = cinfo->src;
+    if (src->bytes_in_buffer < 2) ERREXIT(cinfo, JERR_INPUT_EOF);
+    const size_t length = ((size_t)src->next_input_byte[0] << 8) | src->next_input_byte[1];
+    if (length < 2) ERREXIT(cinfo, JERR_BAD_LENGTH);
+    if (length > src->bytes_in_buffer) ERREXIT(cinfo, JERR_INPUT_EOF);
+    if (ctx->orientation == 0) {
+        ctx->orientation = sc_exif_orientation(src->next_input_byte + 2, length - 2);
+    }
+    src->next_input_byte += length;
+    src->bytes_in_buffer -= length;
+    return TRUE;
+}
+
+/* The ceiling for libjpeg's own allocations of whole-image buffers (see
+ * SC_JPEG_BYTES_PER_PIXEL), saturating. */
+static long sc_jpeg_memory_budget(uint64_t max_pixels) {
+    const uint64_t room = (uint64_t)LONG_MAX - (uint64_t)SC_JPEG_MEMORY_SLACK;
+    const uint64_t image = max_pixels > room / SC_JPEG_BYTES_PER_PIXEL
+                               ? room
+                               : max_pixels * SC_JPEG_BYTES_PER_PIXEL;
+    return (long)(image + (uint64_t)SC_JPEG_MEMORY_SLACK);
 }
 
 static void sc_jpeg_dctx_free(sc_jpeg_dctx *ctx) {
@@ -395,7 +468,7 @@ static int sc_jpeg_run(const uint8_t *data, size_t len, int decode, uint64_t max
             out->info.width = ctx->cinfo.image_width;
             out->info.height = ctx->cinfo.image_height;
             out->info.bit_depth = 8;
-            out->info.orientation = sc_jpeg_orientation(&ctx->cinfo);
+            out->info.orientation = ctx->orientation ? ctx->orientation : 1;
         }
         sc_jpeg_dctx_free(ctx);
         return status;
@@ -405,8 +478,11 @@ static int sc_jpeg_run(const uint8_t *data, size_t len, int decode, uint64_t max
     ctx->created = 1;
     ctx->progress.progress_monitor = sc_jpeg_progress;
     ctx->cinfo.progress = &ctx->progress;
+    ctx->cinfo.mem->max_memory_to_use = sc_jpeg_memory_budget(decode ? max_pixels : 0);
     jpeg_mem_src(&ctx->cinfo, data, (unsigned long)len);
-    jpeg_save_markers(&ctx->cinfo, JPEG_APP0 + 1, 0xFFFF);
+    /* Only APP1 (EXIF orientation) is looked at; libjpeg skips COM and the other APPn
+     * without storing them (APP0/APP14 after reading a few bytes). */
+    jpeg_set_marker_processor(&ctx->cinfo, JPEG_APP0 + 1, sc_jpeg_read_app1);
     (void)jpeg_read_header(&ctx->cinfo, TRUE);
 
     const uint32_t width = ctx->cinfo.image_width;
@@ -414,7 +490,7 @@ static int sc_jpeg_run(const uint8_t *data, size_t len, int decode, uint64_t max
     out->info.width = width;
     out->info.height = height;
     out->info.bit_depth = 8;
-    out->info.orientation = sc_jpeg_orientation(&ctx->cinfo);
+    out->info.orientation = ctx->orientation ? ctx->orientation : 1;
 
     if (!decode) {
         sc_jpeg_dctx_free(ctx);

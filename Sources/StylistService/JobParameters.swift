@@ -95,7 +95,9 @@ func floatJSON(_ f: Float) -> JSONValue { .double(Double("\(f)") ?? Double(f)) }
 /// Header-only checks of an uploaded image (SPEC §2): 415 not PNG/JPEG, 422 a corrupt header,
 /// 413 over the megapixel limit, 400 too small once resized — all before any pixel is decoded.
 enum ImageCheck {
-    /// How much of a spooled file is read for the header (a JPEG whose EXIF block is larger is re-read whole).
+    /// How much of a spooled file is read for the header. A longer header (a large EXIF block,
+    /// many PNG chunks before IDAT) is re-read whole: the probe skips those markers and chunks
+    /// without inflating or storing them, so that costs one pass over the upload.
     static let headPrefix = 512 * 1024
 
     static func probe(_ body: HTTPBody, field: String, maxPixels: Int, maxSize: Int?) throws -> ImageInfo {

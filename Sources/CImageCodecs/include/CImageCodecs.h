@@ -40,7 +40,10 @@ typedef struct sc_image {
     size_t size; /* bytes in pixels */
 } sc_image;
 
-/* Read the header only (PNG: up to the first IDAT; JPEG: up to the first SOS). */
+/* Read the header only (PNG: up to the first IDAT; JPEG: up to the first SOS).
+ * Both probing and decoding skip what is never used without decompressing or storing it:
+ * every PNG chunk but IHDR, PLTE, tRNS, IDAT and IEND (text, iCCP, eXIf, unknown ancillary
+ * chunks), every JPEG marker segment but APP1, whose EXIF orientation is read in place. */
 int sc_png_probe(const uint8_t *data, size_t len, sc_info *info, char *err, size_t errlen);
 int sc_jpeg_probe(const uint8_t *data, size_t len, sc_info *info, char *err, size_t errlen);
 
@@ -49,7 +52,9 @@ int sc_jpeg_probe(const uint8_t *data, size_t len, sc_info *info, char *err, siz
  * PNG: palette/grey/tRNS expanded, grey -> RGB, alpha stripped (not composited), 16-bit kept,
  * interlacing handled, no gamma correction. JPEG: always 8-bit; grey/YCbCr converted by
  * libjpeg, CMYK/YCCK converted here (Adobe-inverted data recognised); the EXIF orientation
- * is reported in out->info.orientation but NOT applied. Truncated data is an error. */
+ * is reported in out->info.orientation but NOT applied. Truncated data is an error, and so are
+ * more than 64 KiB of compressed PNG data after the last row, more than 500 progressive JPEG
+ * scans, and a JPEG whose coefficient buffer needs over 9 bytes per allowed pixel. */
 int sc_png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out,
                   char *err, size_t errlen);
 int sc_jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out,
