@@ -44,6 +44,8 @@ let package = Package(
         .target(name: "Models", dependencies: ["Engine"], swiftSettings: simdSettings),
         // Image in, image out: resize, pad, colour preservation, model, crop, encode.
         .target(name: "StylePipeline", dependencies: ["ImageCodecs", "Models", "Engine"], swiftSettings: simdSettings),
+        // PyTorch checkpoints (legacy pickle and zip formats) read without Python, mapped to our safetensors layout.
+        .target(name: "Checkpoints", dependencies: ["Models"], swiftSettings: optimized),
         // OpenSSL (TLS, SHA-256) as a system library.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
         // HTTP/1.1: a pure request parser, multipart, and the Dispatch socket server (+TLS).
@@ -61,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "StylistCLI",
             dependencies: [
-                "StylePipeline", "StylistService",
+                "StylePipeline", "StylistService", "Checkpoints",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -74,6 +76,24 @@ let package = Package(
         .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
         .testTarget(name: "ServiceTests", dependencies: ["StylistTesting", "StylistService"]),
         .testTarget(name: "CLITests", dependencies: ["StylistCLI", "ImageCodecs", "Models"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "Models", "StylistCLI"]),
     ],
     swiftLanguageModes: [.v5]
 )
+
+// Fuzz targets (see FUZZING.md), declared only with STYLIST_FUZZ=1 so that the normal build and
+// tests never see them. fuzz/run.sh builds them with --sanitize=fuzzer --sanitize=address; each
+// exports LLVMFuzzerTestOneInput and takes main from the libFuzzer runtime (-parse-as-library).
+if ProcessInfo.processInfo.environment["STYLIST_FUZZ"] == "1" {
+    let fuzzSettings: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzHTTPParser", ["HTTPCore"]),
+        ("FuzzMultipart", ["HTTPCore"]),
+        ("FuzzSafeTensors", ["Models"]),
+        ("FuzzImageCodecs", ["ImageCodecs"]),
+    ]
+    for t in fuzzTargets {
+        package.targets.append(.executableTarget(name: t.name, dependencies: t.dependencies, swiftSettings: fuzzSettings))
+        package.products.append(.executable(name: t.name, targets: [t.name]))
+    }
+}

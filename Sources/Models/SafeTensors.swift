@@ -151,7 +151,7 @@ public struct SafeTensors: Sendable {
             offset += 4 * t.values.count
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
-        var h = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+        var h = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes]))
         while h.count % 8 != 0 { h.append(0x20) }
         var out = [UInt8]()
         out.reserveCapacity(8 + h.count + offset)

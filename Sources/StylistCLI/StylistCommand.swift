@@ -6,7 +6,7 @@ struct StylistCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stylist",
         abstract: "Arbitrary style transfer on the CPU: an HTTP service and a command-line tool.",
-        subcommands: [ServeCommand.self, StylizeCommand.self, ModelsCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, StylizeCommand.self, ModelsCommand.self, BenchCommand.self, ConvertWeightsCommand.self]
     )
 }
 
