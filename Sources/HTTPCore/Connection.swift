@@ -114,6 +114,10 @@ final class Connection {
     private var bodyStartedAt: UInt64 = 0
     private var bodyLastReadAt: UInt64 = 0
     private var bodyBytesRead = 0
+    // Response progress, for the stall and minimum-rate checks on slow readers.
+    private var responseStartedAt: UInt64 = 0
+    private var responseLastWriteAt: UInt64 = 0
+    private var responseBytesWritten = 0
 
     private static let readChunk = 64 * 1024
     private static let maxBufferedWhileResponding = 256 * 1024
@@ -287,8 +291,20 @@ final class Connection {
         case .idle, .linger:
             close()
         case .write:
-            logger.info("response write stalled; closing", metadata: ["remote": "\(remote)"])
-            close()
+            let now = DispatchTime.now().uptimeNanoseconds
+            let silent = Double(now - responseLastWriteAt) / 1e9
+            let elapsed = Double(now - responseStartedAt) / 1e9
+            if silent >= config.idleTimeout {
+                logger.info("response write stalled; closing", metadata: ["remote": "\(remote)"])
+                close()
+            } else if !streaming, elapsed > config.idleTimeout,
+                      Double(responseBytesWritten) < (elapsed - config.idleTimeout) * Double(config.minBodyBytesPerSecond) {
+                // An event stream is slow by nature (its writes are bounded by the stall check and its buffer).
+                logger.info("response read too slowly; closing", metadata: ["remote": "\(remote)", "bytes": "\(responseBytesWritten)"])
+                close()
+            } else {
+                arm(.write, seconds: min(1, config.idleTimeout - silent))
+            }
         }
     }
 
@@ -499,6 +515,9 @@ final class Connection {
         }
         let isHEAD = requestHead?.method == "HEAD"
         let version = requestHead?.version ?? .http1_1
+        responseStartedAt = DispatchTime.now().uptimeNanoseconds
+        responseLastWriteAt = responseStartedAt
+        responseBytesWritten = 0
         var close = closeAfterResponse || !keepAlive || server.isShuttingDown
             || response.headers.containsToken("Connection", "close")
         var headers = HTTPHeaders()
@@ -674,6 +693,10 @@ final class Connection {
             switch result {
             case .done(let n):
                 wrote = wrote || n > 0
+                if n > 0 {
+                    responseBytesWritten += n
+                    responseLastWriteAt = DispatchTime.now().uptimeNanoseconds
+                }
                 outputPos += n
                 outputBytes -= n
                 if outputPos == output[0].count {
@@ -682,8 +705,9 @@ final class Connection {
                 }
             case .wouldBlock:
                 if transport.wantsWrite { enableWrite() }
-                if phase == .responding && (wrote || timerKind != .write) {
-                    arm(.write, seconds: config.idleTimeout)
+                // Checked once a second at most; progress does not push the deadline back.
+                if phase == .responding && timerKind != .write {
+                    arm(.write, seconds: min(1, config.idleTimeout))
                 }
                 return
             case .eof, .failed:

@@ -297,7 +297,8 @@ public struct HTTPServerConfiguration: Sendable {
     /// incomplete connection is closed to make room (so one client cannot hold every slot).
     public var maxConnectionsPerAddress = 256
     /// A request body must keep arriving at this rate (bytes per second, averaged from its start,
-    /// after a grace of `bodyTimeout`), so a trickle cannot hold a connection for hours (408).
+    /// after a grace of `bodyTimeout`), so a trickle cannot hold a connection for hours (408); a
+    /// response (other than an event stream) must be read at this rate after `idleTimeout` of grace.
     public var minBodyBytesPerSecond = 8 * 1024
     /// Seconds allowed to receive a whole request head (408 and close).
     public var headerTimeout: Double = 10

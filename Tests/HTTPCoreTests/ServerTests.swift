@@ -441,6 +441,45 @@ final class ServerTests: XCTestCase {
         XCTAssertThrowsError(try RawClient(port: server.boundPort), "listener should be closed")
     }
 
+    /// A client that reads a large response slowly is cut off: the server drops the connection
+    /// (by the stall check or the minimum rate, whichever the kernel's buffering trips first) long
+    /// before the response could be read at that pace.
+    func testSlowReaderOfAResponseIsClosed() throws {
+        let server = try makeServer {
+            $0.idleTimeout = 2
+            $0.minBodyBytesPerSecond = 2_000_000
+        }
+        let path = spool + "/big.bin"
+        FileManager.default.createFile(atPath: path, contents: Data(count: 32 << 20))
+        recorder.servedFile = path
+        // A small receive buffer, so the server's writes block as soon as the reader lags.
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(server.boundPort).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(rc, 0)
+        let request = Array("GET /file HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        let t0 = Date()
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        var dropped: Double?
+        while Date().timeIntervalSince(t0) < 20 {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            if dropped == nil && server.connectionCount == 0 { dropped = Date().timeIntervalSince(t0); break }
+            Thread.sleep(forTimeInterval: 0.02)   // about 100 KB/s: 32 MB would take five minutes
+        }
+        let at = try XCTUnwrap(dropped, "the slow reader kept its connection for 20 s")
+        XCTAssertLessThan(at, 10)
+    }
+
     /// TLS 1.2 offers forward-secret AEAD suites only: a CBC-SHA1 suite is refused, a GCM one works.
     func testTLSCipherListHasNoCBCSHA1Suites() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else { throw XCTSkip("no openssl binary") }
