@@ -1,4 +1,8 @@
 import Foundation
+import HTTPCore
+
+/// The HTTP server's defaults: the one home of the HTTP limits.
+private let httpDefaults = HTTPServerConfiguration()
 
 /// Every setting of `stylist serve`, with the product defaults (SPEC §3).
 ///
@@ -56,34 +60,34 @@ public struct StylistConfig: Codable, Equatable, Sendable {
     /// HTTPS: both paths set turn TLS on.
     public var tls = TLS()
 
-    /// HTTP limits and timeouts (SPEC §3).
-    public struct HTTP: Codable, Equatable, Sendable {
+    /// HTTP limits and timeouts (SPEC §3); the defaults are HTTPCore's own.
+    public struct HTTP: Equatable, Sendable {
         /// Request line + headers, bytes (431 beyond).
-        public var maxHeaderBytes = 16 * 1024
+        public var maxHeaderBytes = httpDefaults.maxHeaderBytes
         /// Header fields per request (431 beyond).
-        public var maxHeaderCount = 100
+        public var maxHeaderCount = httpDefaults.maxHeaderCount
         /// Request body, bytes (413 beyond). Also bounds each uploaded file.
-        public var maxBodyBytes = 25 * 1024 * 1024
+        public var maxBodyBytes = httpDefaults.maxBodyBytes
         /// Bodies above this many bytes are spooled to `<data_dir>/tmp` instead of memory.
-        public var bodyMemoryThreshold = 1024 * 1024
+        public var bodyMemoryThreshold = httpDefaults.bodyMemoryThreshold
         /// Open connections (capped below the open-file limit); at the limit the oldest idle or
         /// incomplete connection is closed to make room, and 503 only when all are being answered.
-        public var maxConnections = 10_000
+        public var maxConnections = httpDefaults.maxConnections
         /// Open connections from one client address; beyond it that address's oldest idle or incomplete one is closed.
-        public var maxConnectionsPerAddress = 256
+        public var maxConnectionsPerAddress = httpDefaults.maxConnectionsPerAddress
         /// Slowest average request body, bytes per second, after `body_timeout_seconds` of grace (408 below it).
-        public var minBodyBytesPerSecond = 8192
+        public var minBodyBytesPerSecond = httpDefaults.minBodyBytesPerSecond
         /// Seconds to receive a whole request head (408 and close).
-        public var headerTimeoutSeconds: Double = 10
+        public var headerTimeoutSeconds = httpDefaults.headerTimeout
         /// Seconds a request body may stall between reads (408 and close).
-        public var bodyTimeoutSeconds: Double = 30
+        public var bodyTimeoutSeconds = httpDefaults.bodyTimeout
         /// Seconds an idle keep-alive connection is kept open.
-        public var idleTimeoutSeconds: Double = 60
+        public var idleTimeoutSeconds = httpDefaults.idleTimeout
         public init() {}
     }
 
     /// PEM paths; both null (the default) serves plain HTTP.
-    public struct TLS: Codable, Equatable, Sendable {
+    public struct TLS: Equatable, Sendable {
         /// Certificate (chain) PEM file.
         public var cert: String? = nil
         /// Private key PEM file.
@@ -104,139 +108,203 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
     public init(_ description: String) { self.description = description }
 }
 
-// MARK: - Strict JSON coding
+// MARK: - The settings table
 
-struct ConfigKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ s: String) { stringValue = s }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
+/// A JSON value as read from or written to a config file.
+enum ConfigJSON: Codable, Equatable {
+    case null, bool(Bool), int(Int), number(Double), string(String), array([ConfigJSON]), object([String: ConfigJSON])
 
-private func rejectUnknownKeys(_ decoder: Decoder, allowed: [String]) throws {
-    let c = try decoder.container(keyedBy: ConfigKey.self)
-    for key in c.allKeys where !allowed.contains(key.stringValue) {
-        let path = (decoder.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
-        throw ConfigError("unknown setting '\(path)' (known: \(allowed.joined(separator: ", ")))")
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([ConfigJSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: ConfigJSON].self)) }
     }
-}
 
-extension KeyedDecodingContainer where K == ConfigKey {
-    fileprivate func value<T: Decodable>(_ key: String, _ fallback: T) throws -> T {
-        try decodeIfPresent(T.self, forKey: ConfigKey(key)) ?? fallback
-    }
-    fileprivate func optional(_ key: String, _ fallback: String?) throws -> String? {
-        guard contains(ConfigKey(key)) else { return fallback }
-        return try decodeIfPresent(String.self, forKey: ConfigKey(key))
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .int(let i): try c.encode(i)
+        case .number(let d): try c.encode(d)
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
+        }
     }
 }
 
 extension StylistConfig {
-    static let jsonKeys = ["host", "port", "data_dir", "models_dir", "default_model", "max_size", "max_size_cap",
-                           "max_megapixels", "max_styles_per_job", "max_styles", "max_style_bytes", "queue_size", "workers", "job_ttl_seconds",
-                           "wait_cap_seconds", "shutdown_grace_seconds", "api_keys", "log_level", "log_format", "http", "tls"]
+    /// One setting: its key (`http.max_body_bytes`), environment variable, how it is read from JSON
+    /// and from a variable, written back, and checked. Every fact about a setting lives here once;
+    /// the JSON coding, the environment overrides and the validation all walk this table.
+    struct Setting {
+        let key: String
+        let env: String
+        let read: (StylistConfig) -> ConfigJSON
+        let fromJSON: (inout StylistConfig, ConfigJSON) throws -> Void
+        let fromEnvironment: (inout StylistConfig, String) throws -> Void
+        /// The problem with the current value, or nil.
+        let check: (StylistConfig) -> String?
+    }
+
+    private static func environmentName(_ key: String) -> String {
+        "STYLIST_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
+    private static func integer(_ key: String, _ path: WritableKeyPath<StylistConfig, Int>, _ valid: ClosedRange<Int>) -> Setting {
+        Setting(key: key, env: environmentName(key), read: { .int($0[keyPath: path]) },
+                fromJSON: { c, v in
+                    guard case .int(let i) = v else { throw ConfigError("'\(key)' must be an integer\(v == .null ? ", not null" : "")") }
+                    c[keyPath: path] = i
+                },
+                fromEnvironment: { c, s in
+                    guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ConfigError("'\(s)' is not an integer") }
+                    c[keyPath: path] = i
+                },
+                check: { c in
+                    let v = c[keyPath: path]
+                    if valid.contains(v) { return nil }
+                    if valid.upperBound == .max { return "\(key) must be at least \(valid.lowerBound), got \(v)" }
+                    return "\(key) must be \(valid.lowerBound)...\(valid.upperBound), got \(v)"
+                })
+    }
+
+    private static func number(_ key: String, _ path: WritableKeyPath<StylistConfig, Double>, _ rule: String,
+                               _ valid: @escaping (Double) -> Bool) -> Setting {
+        Setting(key: key, env: environmentName(key), read: { .number($0[keyPath: path]) },
+                fromJSON: { c, v in
+                    switch v {
+                    case .int(let i): c[keyPath: path] = Double(i)
+                    case .number(let d): c[keyPath: path] = d
+                    default: throw ConfigError("'\(key)' must be a number\(v == .null ? ", not null" : "")")
+                    }
+                },
+                fromEnvironment: { c, s in
+                    guard let d = Double(s.trimmingCharacters(in: .whitespaces)), d.isFinite else { throw ConfigError("'\(s)' is not a number") }
+                    c[keyPath: path] = d
+                },
+                check: { c in valid(c[keyPath: path]) ? nil : "\(key) must be \(rule), got \(JSONValue.number(c[keyPath: path]))" })
+    }
+
+    private static func text(_ key: String, _ path: WritableKeyPath<StylistConfig, String>, _ rule: String = "non-empty",
+                             _ valid: @escaping (String) -> Bool = { !$0.isEmpty }) -> Setting {
+        Setting(key: key, env: environmentName(key), read: { .string($0[keyPath: path]) },
+                fromJSON: { c, v in
+                    guard case .string(let s) = v else { throw ConfigError("'\(key)' must be a string\(v == .null ? ", not null" : "")") }
+                    c[keyPath: path] = s
+                },
+                fromEnvironment: { c, s in c[keyPath: path] = s },
+                check: { c in valid(c[keyPath: path]) ? nil : "\(key) must be \(rule); got '\(c[keyPath: path])'" })
+    }
+
+    /// A string that may be null (JSON) or empty (environment) for "not set".
+    private static func optionalText(_ key: String, _ path: WritableKeyPath<StylistConfig, String?>, env: String? = nil) -> Setting {
+        Setting(key: key, env: env ?? environmentName(key), read: { c in c[keyPath: path].map(ConfigJSON.string) ?? .null },
+                fromJSON: { c, v in
+                    switch v {
+                    case .null: c[keyPath: path] = nil
+                    case .string(let s): c[keyPath: path] = s
+                    default: throw ConfigError("'\(key)' must be a string or null")
+                    }
+                },
+                fromEnvironment: { c, s in c[keyPath: path] = s.isEmpty ? nil : s },
+                check: { _ in nil })
+    }
+
+    /// Every setting of `stylist serve`, in the order of config/stylist.json.
+    static let settings: [Setting] = [
+        text("host", \.host),
+        integer("port", \.port, 0...65535),
+        text("data_dir", \.dataDir),
+        optionalText("models_dir", \.modelsDir, env: "STYLIST_MODELS"),
+        text("default_model", \.defaultModel),
+        integer("max_size", \.maxSize, 16...16384),
+        integer("max_size_cap", \.maxSizeCap, 16...16384),
+        number("max_megapixels", \.maxMegapixels, "> 0 and <= 1000") { $0 > 0 && $0 <= 1000 },
+        integer("max_styles_per_job", \.maxStylesPerJob, 1...64),
+        integer("max_styles", \.maxStyles, 1...Int.max),
+        integer("max_style_bytes", \.maxStyleBytes, (1 << 20)...Int.max),
+        integer("queue_size", \.queueSize, 1...Int.max),
+        integer("workers", \.workers, 1...64),
+        number("job_ttl_seconds", \.jobTTLSeconds, "positive") { $0 > 0 },
+        number("wait_cap_seconds", \.waitCapSeconds, "0...3600") { $0 >= 0 && $0 <= 3600 },
+        number("shutdown_grace_seconds", \.shutdownGraceSeconds, "non-negative") { $0 >= 0 },
+        Setting(key: "api_keys", env: "STYLIST_API_KEYS", read: { .array($0.apiKeys.map(ConfigJSON.string)) },
+                fromJSON: { c, v in
+                    guard case .array(let items) = v else { throw ConfigError("'api_keys' must be an array of strings") }
+                    c.apiKeys = try items.map {
+                        guard case .string(let s) = $0 else { throw ConfigError("'api_keys' must be an array of strings") }
+                        return s
+                    }
+                },
+                fromEnvironment: { c, s in
+                    c.apiKeys = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                },
+                check: { c in
+                    c.apiKeys.contains { $0.isEmpty || $0.contains { $0 == " " || $0 == "," } }
+                        ? "api_keys must be non-empty strings without spaces or commas" : nil
+                }),
+        text("log_level", \.logLevel, "one of trace, debug, info, notice, warning, error, critical") { LogSetup.level($0) != nil },
+        text("log_format", \.logFormat, "'text' or 'json'") { ["text", "json"].contains($0) },
+        integer("http.max_header_bytes", \.http.maxHeaderBytes, 1024...Int.max),
+        integer("http.max_header_count", \.http.maxHeaderCount, 8...Int.max),
+        integer("http.max_body_bytes", \.http.maxBodyBytes, 1024...Int.max),
+        integer("http.body_memory_threshold", \.http.bodyMemoryThreshold, 0...Int.max),
+        integer("http.max_connections", \.http.maxConnections, 1...Int.max),
+        integer("http.max_connections_per_address", \.http.maxConnectionsPerAddress, 1...Int.max),
+        integer("http.min_body_bytes_per_second", \.http.minBodyBytesPerSecond, 0...Int.max),
+        number("http.header_timeout_seconds", \.http.headerTimeoutSeconds, "positive") { $0 > 0 },
+        number("http.body_timeout_seconds", \.http.bodyTimeoutSeconds, "positive") { $0 > 0 },
+        number("http.idle_timeout_seconds", \.http.idleTimeoutSeconds, "positive") { $0 > 0 },
+        optionalText("tls.cert", \.tls.cert),
+        optionalText("tls.key", \.tls.key),
+    ]
+
+    /// Names of the environment variables `load` reads, with the key each one sets.
+    public static let environmentVariables: [(variable: String, key: String)] = settings.map { ($0.env, $0.key) }
 
     public init(from decoder: Decoder) throws {
-        try rejectUnknownKeys(decoder, allowed: Self.jsonKeys)
-        let c = try decoder.container(keyedBy: ConfigKey.self)
-        let d = StylistConfig()
-        host = try c.value("host", d.host)
-        port = try c.value("port", d.port)
-        dataDir = try c.value("data_dir", d.dataDir)
-        modelsDir = try c.optional("models_dir", d.modelsDir)
-        defaultModel = try c.value("default_model", d.defaultModel)
-        maxSize = try c.value("max_size", d.maxSize)
-        maxSizeCap = try c.value("max_size_cap", d.maxSizeCap)
-        maxMegapixels = try c.value("max_megapixels", d.maxMegapixels)
-        maxStylesPerJob = try c.value("max_styles_per_job", d.maxStylesPerJob)
-        maxStyles = try c.value("max_styles", d.maxStyles)
-        maxStyleBytes = try c.value("max_style_bytes", d.maxStyleBytes)
-        queueSize = try c.value("queue_size", d.queueSize)
-        workers = try c.value("workers", d.workers)
-        jobTTLSeconds = try c.value("job_ttl_seconds", d.jobTTLSeconds)
-        waitCapSeconds = try c.value("wait_cap_seconds", d.waitCapSeconds)
-        shutdownGraceSeconds = try c.value("shutdown_grace_seconds", d.shutdownGraceSeconds)
-        apiKeys = try c.value("api_keys", d.apiKeys)
-        logLevel = try c.value("log_level", d.logLevel)
-        logFormat = try c.value("log_format", d.logFormat)
-        http = try c.value("http", d.http)
-        tls = try c.value("tls", d.tls)
+        self.init()
+        guard case .object(let root) = try ConfigJSON(from: decoder) else { throw ConfigError("the file must hold a JSON object") }
+        let byKey = Dictionary(uniqueKeysWithValues: Self.settings.map { ($0.key, $0) })
+        let sections = Set(Self.settings.compactMap { $0.key.split(separator: ".").count > 1 ? String($0.key.split(separator: ".")[0]) : nil })
+        func apply(_ object: [String: ConfigJSON], prefix: String) throws {
+            for (name, value) in object.sorted(by: { $0.key < $1.key }) {
+                let key = prefix + name
+                if prefix.isEmpty, sections.contains(name) {
+                    guard case .object(let inner) = value else { throw ConfigError("'\(key)' must be an object") }
+                    try apply(inner, prefix: key + ".")
+                } else if let setting = byKey[key] {
+                    try setting.fromJSON(&self, value)
+                } else {
+                    let known = Self.settings.map(\.key).filter { prefix.isEmpty ? !$0.contains(".") : $0.hasPrefix(prefix) }
+                        .map { String($0.dropFirst(prefix.count)) } + (prefix.isEmpty ? sections.sorted() : [])
+                    throw ConfigError("unknown setting '\(key)' (known: \(known.joined(separator: ", ")))")
+                }
+            }
+        }
+        try apply(root, prefix: "")
     }
 
     public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: ConfigKey.self)
-        try c.encode(host, forKey: ConfigKey("host"))
-        try c.encode(port, forKey: ConfigKey("port"))
-        try c.encode(dataDir, forKey: ConfigKey("data_dir"))
-        try c.encode(modelsDir, forKey: ConfigKey("models_dir"))
-        try c.encode(defaultModel, forKey: ConfigKey("default_model"))
-        try c.encode(maxSize, forKey: ConfigKey("max_size"))
-        try c.encode(maxSizeCap, forKey: ConfigKey("max_size_cap"))
-        try c.encode(maxMegapixels, forKey: ConfigKey("max_megapixels"))
-        try c.encode(maxStylesPerJob, forKey: ConfigKey("max_styles_per_job"))
-        try c.encode(maxStyles, forKey: ConfigKey("max_styles"))
-        try c.encode(maxStyleBytes, forKey: ConfigKey("max_style_bytes"))
-        try c.encode(queueSize, forKey: ConfigKey("queue_size"))
-        try c.encode(workers, forKey: ConfigKey("workers"))
-        try c.encode(jobTTLSeconds, forKey: ConfigKey("job_ttl_seconds"))
-        try c.encode(waitCapSeconds, forKey: ConfigKey("wait_cap_seconds"))
-        try c.encode(shutdownGraceSeconds, forKey: ConfigKey("shutdown_grace_seconds"))
-        try c.encode(apiKeys, forKey: ConfigKey("api_keys"))
-        try c.encode(logLevel, forKey: ConfigKey("log_level"))
-        try c.encode(logFormat, forKey: ConfigKey("log_format"))
-        try c.encode(http, forKey: ConfigKey("http"))
-        try c.encode(tls, forKey: ConfigKey("tls"))
-    }
-}
-
-extension StylistConfig.HTTP {
-    static let jsonKeys = ["max_header_bytes", "max_header_count", "max_body_bytes", "body_memory_threshold",
-                           "max_connections", "max_connections_per_address", "min_body_bytes_per_second", "header_timeout_seconds", "body_timeout_seconds", "idle_timeout_seconds"]
-
-    public init(from decoder: Decoder) throws {
-        try rejectUnknownKeys(decoder, allowed: Self.jsonKeys)
-        let c = try decoder.container(keyedBy: ConfigKey.self)
-        let d = StylistConfig.HTTP()
-        maxHeaderBytes = try c.value("max_header_bytes", d.maxHeaderBytes)
-        maxHeaderCount = try c.value("max_header_count", d.maxHeaderCount)
-        maxBodyBytes = try c.value("max_body_bytes", d.maxBodyBytes)
-        bodyMemoryThreshold = try c.value("body_memory_threshold", d.bodyMemoryThreshold)
-        maxConnections = try c.value("max_connections", d.maxConnections)
-        maxConnectionsPerAddress = try c.value("max_connections_per_address", d.maxConnectionsPerAddress)
-        minBodyBytesPerSecond = try c.value("min_body_bytes_per_second", d.minBodyBytesPerSecond)
-        headerTimeoutSeconds = try c.value("header_timeout_seconds", d.headerTimeoutSeconds)
-        bodyTimeoutSeconds = try c.value("body_timeout_seconds", d.bodyTimeoutSeconds)
-        idleTimeoutSeconds = try c.value("idle_timeout_seconds", d.idleTimeoutSeconds)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: ConfigKey.self)
-        try c.encode(maxHeaderBytes, forKey: ConfigKey("max_header_bytes"))
-        try c.encode(maxHeaderCount, forKey: ConfigKey("max_header_count"))
-        try c.encode(maxBodyBytes, forKey: ConfigKey("max_body_bytes"))
-        try c.encode(bodyMemoryThreshold, forKey: ConfigKey("body_memory_threshold"))
-        try c.encode(maxConnections, forKey: ConfigKey("max_connections"))
-        try c.encode(maxConnectionsPerAddress, forKey: ConfigKey("max_connections_per_address"))
-        try c.encode(minBodyBytesPerSecond, forKey: ConfigKey("min_body_bytes_per_second"))
-        try c.encode(headerTimeoutSeconds, forKey: ConfigKey("header_timeout_seconds"))
-        try c.encode(bodyTimeoutSeconds, forKey: ConfigKey("body_timeout_seconds"))
-        try c.encode(idleTimeoutSeconds, forKey: ConfigKey("idle_timeout_seconds"))
-    }
-}
-
-extension StylistConfig.TLS {
-    public init(from decoder: Decoder) throws {
-        try rejectUnknownKeys(decoder, allowed: ["cert", "key"])
-        let c = try decoder.container(keyedBy: ConfigKey.self)
-        cert = try c.optional("cert", nil)
-        key = try c.optional("key", nil)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: ConfigKey.self)
-        try c.encode(cert, forKey: ConfigKey("cert"))
-        try c.encode(key, forKey: ConfigKey("key"))
+        var root: [String: ConfigJSON] = [:]
+        for setting in Self.settings {
+            let parts = setting.key.split(separator: ".").map(String.init)
+            if parts.count == 1 {
+                root[parts[0]] = setting.read(self)
+            } else {
+                guard case .object(var section) = root[parts[0]] ?? .object([:]) else { continue }
+                section[parts[1]] = setting.read(self)
+                root[parts[0]] = .object(section)
+            }
+        }
+        try ConfigJSON.object(root).encode(to: encoder)
     }
 }
 
@@ -245,9 +313,6 @@ extension StylistConfig.TLS {
 extension StylistConfig {
     /// The file read when neither `--config` nor `STYLIST_CONFIG` names one (skipped if absent).
     public static let defaultConfigPath = "config/stylist.json"
-
-    /// Names of the environment variables `load` reads, with the key each one sets.
-    public static let environmentVariables: [(variable: String, key: String)] = settings.map { ($0.env, $0.key) }
 
     /// Defaults, then the config file, then `STYLIST_*` variables of `environment`, then `flags`;
     /// validated. `file` nil reads `STYLIST_CONFIG` or, if present, `config/stylist.json`.
@@ -270,7 +335,7 @@ extension StylistConfig {
         for setting in settings {
             guard let raw = environment[setting.env] else { continue }
             do {
-                try setting.apply(&config, raw)
+                try setting.fromEnvironment(&config, raw)
             } catch let e as ConfigError {
                 throw ConfigError("environment variable \(setting.env): \(e.description)")
             }
@@ -324,99 +389,15 @@ extension StylistConfig {
         }
     }
 
-    struct Setting {
-        let key: String
-        let env: String
-        let apply: (inout StylistConfig, String) throws -> Void
-    }
-
-    private static func int(_ s: String) throws -> Int {
-        guard let v = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ConfigError("'\(s)' is not an integer") }
-        return v
-    }
-    private static func number(_ s: String) throws -> Double {
-        guard let v = Double(s.trimmingCharacters(in: .whitespaces)), v.isFinite else { throw ConfigError("'\(s)' is not a number") }
-        return v
-    }
-    private static func optionalString(_ s: String) -> String? { s.isEmpty ? nil : s }
-
-    static let settings: [Setting] = {
-        func s(_ key: String, env: String? = nil, _ apply: @escaping (inout StylistConfig, String) throws -> Void) -> Setting {
-            Setting(key: key, env: env ?? "STYLIST_" + key.uppercased().replacingOccurrences(of: ".", with: "_"), apply: apply)
-        }
-        return [
-            s("host") { $0.host = $1 },
-            s("port") { $0.port = try int($1) },
-            s("data_dir") { $0.dataDir = $1 },
-            s("models_dir", env: "STYLIST_MODELS") { $0.modelsDir = optionalString($1) },
-            s("default_model") { $0.defaultModel = $1 },
-            s("max_size") { $0.maxSize = try int($1) },
-            s("max_size_cap") { $0.maxSizeCap = try int($1) },
-            s("max_megapixels") { $0.maxMegapixels = try number($1) },
-            s("max_styles_per_job") { $0.maxStylesPerJob = try int($1) },
-            s("max_styles") { $0.maxStyles = try int($1) },
-            s("max_style_bytes") { $0.maxStyleBytes = try int($1) },
-            s("queue_size") { $0.queueSize = try int($1) },
-            s("workers") { $0.workers = try int($1) },
-            s("job_ttl_seconds") { $0.jobTTLSeconds = try number($1) },
-            s("wait_cap_seconds") { $0.waitCapSeconds = try number($1) },
-            s("shutdown_grace_seconds") { $0.shutdownGraceSeconds = try number($1) },
-            s("api_keys") { c, v in
-                c.apiKeys = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            },
-            s("log_level") { $0.logLevel = $1 },
-            s("log_format") { $0.logFormat = $1 },
-            s("http.max_header_bytes") { $0.http.maxHeaderBytes = try int($1) },
-            s("http.max_header_count") { $0.http.maxHeaderCount = try int($1) },
-            s("http.max_body_bytes") { $0.http.maxBodyBytes = try int($1) },
-            s("http.body_memory_threshold") { $0.http.bodyMemoryThreshold = try int($1) },
-            s("http.max_connections") { $0.http.maxConnections = try int($1) },
-            s("http.max_connections_per_address") { $0.http.maxConnectionsPerAddress = try int($1) },
-            s("http.min_body_bytes_per_second") { $0.http.minBodyBytesPerSecond = try int($1) },
-            s("http.header_timeout_seconds") { $0.http.headerTimeoutSeconds = try number($1) },
-            s("http.body_timeout_seconds") { $0.http.bodyTimeoutSeconds = try number($1) },
-            s("http.idle_timeout_seconds") { $0.http.idleTimeoutSeconds = try number($1) },
-            s("tls.cert") { $0.tls.cert = optionalString($1) },
-            s("tls.key") { $0.tls.key = optionalString($1) },
-        ]
-    }()
-
     /// Throws a `ConfigError` naming the first setting out of range.
     public func validate() throws {
-        func check(_ ok: Bool, _ message: @autoclosure () -> String) throws {
-            if !ok { throw ConfigError(message()) }
+        for setting in Self.settings {
+            if let problem = setting.check(self) { throw ConfigError(problem) }
         }
-        try check(!host.isEmpty, "host must not be empty")
-        try check((0...65535).contains(port), "port must be 0...65535, got \(port)")
-        try check(!dataDir.isEmpty, "data_dir must not be empty")
-        try check(!defaultModel.isEmpty, "default_model must not be empty")
-        try check(maxSizeCap >= 16 && maxSizeCap <= 16384, "max_size_cap must be 16...16384, got \(maxSizeCap)")
-        try check(maxSize >= 16 && maxSize <= maxSizeCap, "max_size must be 16...max_size_cap (\(maxSizeCap)), got \(maxSize)")
-        try check(maxMegapixels > 0 && maxMegapixels <= 1000, "max_megapixels must be > 0 and <= 1000, got \(maxMegapixels)")
-        try check(maxStylesPerJob >= 1 && maxStylesPerJob <= 64, "max_styles_per_job must be 1...64, got \(maxStylesPerJob)")
-        try check(maxStyles >= 1, "max_styles must be at least 1, got \(maxStyles)")
-        try check(maxStyleBytes >= 1 << 20, "max_style_bytes must be at least 1048576, got \(maxStyleBytes)")
-        try check(queueSize >= 1, "queue_size must be at least 1, got \(queueSize)")
-        try check(workers >= 1 && workers <= 64, "workers must be 1...64, got \(workers)")
-        try check(jobTTLSeconds > 0, "job_ttl_seconds must be positive, got \(jobTTLSeconds)")
-        try check(waitCapSeconds >= 0 && waitCapSeconds <= 3600, "wait_cap_seconds must be 0...3600, got \(waitCapSeconds)")
-        try check(shutdownGraceSeconds >= 0, "shutdown_grace_seconds must not be negative, got \(shutdownGraceSeconds)")
-        try check(!apiKeys.contains(where: { $0.isEmpty || $0.contains(where: { $0 == " " || $0 == "," }) }),
-                  "api_keys must be non-empty strings without spaces or commas")
-        try check(LogSetup.level(logLevel) != nil, "log_level must be one of trace, debug, info, notice, warning, error, critical; got '\(logLevel)'")
-        try check(["text", "json"].contains(logFormat), "log_format must be 'text' or 'json', got '\(logFormat)'")
-        try check(http.maxHeaderBytes >= 1024, "http.max_header_bytes must be at least 1024, got \(http.maxHeaderBytes)")
-        try check(http.maxHeaderCount >= 8, "http.max_header_count must be at least 8, got \(http.maxHeaderCount)")
-        try check(http.maxBodyBytes >= 1024, "http.max_body_bytes must be at least 1024, got \(http.maxBodyBytes)")
-        try check(http.bodyMemoryThreshold >= 0, "http.body_memory_threshold must not be negative")
-        try check(http.maxConnections >= 1, "http.max_connections must be at least 1, got \(http.maxConnections)")
-        try check(http.maxConnectionsPerAddress >= 1, "http.max_connections_per_address must be at least 1, got \(http.maxConnectionsPerAddress)")
-        try check(http.minBodyBytesPerSecond >= 0, "http.min_body_bytes_per_second must not be negative")
-        try check(http.headerTimeoutSeconds > 0, "http.header_timeout_seconds must be positive")
-        try check(http.bodyTimeoutSeconds > 0, "http.body_timeout_seconds must be positive")
-        try check(http.idleTimeoutSeconds > 0, "http.idle_timeout_seconds must be positive")
-        try check((tls.cert == nil) == (tls.key == nil), "tls.cert and tls.key must be set together")
-        if let cert = tls.cert { try check(FileManager.default.fileExists(atPath: cert), "tls.cert: no such file \(cert)") }
-        if let key = tls.key { try check(FileManager.default.fileExists(atPath: key), "tls.key: no such file \(key)") }
+        // Rules between settings.
+        if maxSize > maxSizeCap { throw ConfigError("max_size must be 16...max_size_cap (\(maxSizeCap)), got \(maxSize)") }
+        if (tls.cert == nil) != (tls.key == nil) { throw ConfigError("tls.cert and tls.key must be set together") }
+        if let cert = tls.cert, !FileManager.default.fileExists(atPath: cert) { throw ConfigError("tls.cert: no such file \(cert)") }
+        if let key = tls.key, !FileManager.default.fileExists(atPath: key) { throw ConfigError("tls.key: no such file \(key)") }
     }
 }
