@@ -70,6 +70,8 @@ final class Connection {
     let server: HTTPServer
     let remote: String
     let refuse: Bool
+    /// The server's number for this connection (its key in the server's tables).
+    let serial: UInt64
     let queue: DispatchQueue
     let config: HTTPServerConfiguration
     var logger: Logger { server.logger }
@@ -110,21 +112,18 @@ final class Connection {
     private var streamTask: Task<Void, Never>?
     private var drainWaiters: [CheckedContinuation<Bool, Never>] = []
     private var responderTask: Task<Void, Never>?
-    // Body progress, for the stall and minimum-rate checks.
-    private var bodyStartedAt: UInt64 = 0
-    private var bodyLastReadAt: UInt64 = 0
-    private var bodyBytesRead = 0
-    // Response progress, for the stall and minimum-rate checks on slow readers.
-    private var responseStartedAt: UInt64 = 0
-    private var responseLastWriteAt: UInt64 = 0
-    private var responseBytesWritten = 0
+    // The request body's and the response's deadlines (stall and minimum rate).
+    private var bodyDeadline: TransferDeadline?
+    private var responseDeadline: TransferDeadline?
+    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     private static let readChunk = 64 * 1024
     private static let maxBufferedWhileResponding = 256 * 1024
     private static let streamHighWater = 256 * 1024
 
-    init(fd: Int32, transport: Transport, server: HTTPServer, remote: String, refuse: Bool) {
+    init(fd: Int32, transport: Transport, server: HTTPServer, remote: String, refuse: Bool, serial: UInt64) {
         self.fd = fd
+        self.serial = serial
         self.transport = transport
         self.server = server
         self.remote = remote
@@ -276,34 +275,29 @@ final class Connection {
             logger.info("request head timeout", metadata: ["remote": "\(remote)"])
             sendError(HTTPParserError(status: 408, detail: "The request head was not received within \(formatSeconds(config.headerTimeout)) seconds."))
         case .body:
-            let now = DispatchTime.now().uptimeNanoseconds
-            let silent = Double(now - bodyLastReadAt) / 1e9
-            let elapsed = Double(now - bodyStartedAt) / 1e9
-            if silent >= config.bodyTimeout {
+            switch bodyDeadline?.verdict(now: Self.now()) ?? .stalled {
+            case .stalled:
                 logger.info("request body timeout", metadata: ["remote": "\(remote)"])
                 sendError(HTTPParserError(status: 408, detail: "The request body stalled for \(formatSeconds(config.bodyTimeout)) seconds."))
-            } else if elapsed > config.bodyTimeout, Double(bodyBytesRead) < (elapsed - config.bodyTimeout) * Double(config.minBodyBytesPerSecond) {
-                logger.info("request body too slow", metadata: ["remote": "\(remote)", "bytes": "\(bodyBytesRead)", "seconds": "\(Int(elapsed))"])
+            case .tooSlow:
+                logger.info("request body too slow", metadata: ["remote": "\(remote)", "bytes": "\(bodyDeadline?.bytes ?? 0)"])
                 sendError(HTTPParserError(status: 408, detail: "The request body arrives slower than \(config.minBodyBytesPerSecond) bytes per second."))
-            } else {
-                arm(.body, seconds: min(1, config.bodyTimeout - silent))
+            case .checkAgain(let seconds):
+                arm(.body, seconds: seconds)
             }
         case .idle, .linger:
             close()
         case .write:
-            let now = DispatchTime.now().uptimeNanoseconds
-            let silent = Double(now - responseLastWriteAt) / 1e9
-            let elapsed = Double(now - responseStartedAt) / 1e9
-            if silent >= config.idleTimeout {
+            // An event stream is slow by nature: only its stalls count (its buffer is bounded too).
+            switch responseDeadline?.verdict(now: Self.now(), checkRate: !streaming) ?? .stalled {
+            case .stalled:
                 logger.info("response write stalled; closing", metadata: ["remote": "\(remote)"])
                 close()
-            } else if !streaming, elapsed > config.idleTimeout,
-                      Double(responseBytesWritten) < (elapsed - config.idleTimeout) * Double(config.minBodyBytesPerSecond) {
-                // An event stream is slow by nature (its writes are bounded by the stall check and its buffer).
-                logger.info("response read too slowly; closing", metadata: ["remote": "\(remote)", "bytes": "\(responseBytesWritten)"])
+            case .tooSlow:
+                logger.info("response read too slowly; closing", metadata: ["remote": "\(remote)", "bytes": "\(responseDeadline?.bytes ?? 0)"])
                 close()
-            } else {
-                arm(.write, seconds: min(1, config.idleTimeout - silent))
+            case .checkAgain(let seconds):
+                arm(.write, seconds: seconds)
             }
         }
     }
@@ -343,10 +337,7 @@ final class Connection {
             switch result {
             case .done(let n):
                 if phase == .head && timerKind == .idle { arm(.header, seconds: config.headerTimeout) }
-                if phase == .body {
-                    bodyBytesRead += n
-                    bodyLastReadAt = DispatchTime.now().uptimeNanoseconds
-                }
+                if phase == .body { bodyDeadline?.progressed(n, now: Self.now()) }
                 if phase == .head || phase == .body { process() }
             case .wouldBlock:
                 if transport is TLSTransport && transport.wantsWrite {
@@ -467,9 +458,7 @@ final class Connection {
             flush()
         }
         // One deadline check a second at most: bytes arriving do not push it back.
-        bodyStartedAt = DispatchTime.now().uptimeNanoseconds
-        bodyLastReadAt = bodyStartedAt
-        bodyBytesRead = 0
+        bodyDeadline = TransferDeadline(stallSeconds: config.bodyTimeout, minBytesPerSecond: config.minBodyBytesPerSecond, now: Self.now())
         arm(.body, seconds: min(1, config.bodyTimeout))
     }
 
@@ -515,9 +504,7 @@ final class Connection {
         }
         let isHEAD = requestHead?.method == "HEAD"
         let version = requestHead?.version ?? .http1_1
-        responseStartedAt = DispatchTime.now().uptimeNanoseconds
-        responseLastWriteAt = responseStartedAt
-        responseBytesWritten = 0
+        responseDeadline = TransferDeadline(stallSeconds: config.idleTimeout, minBytesPerSecond: config.minBodyBytesPerSecond, now: Self.now())
         var close = closeAfterResponse || !keepAlive || server.isShuttingDown
             || response.headers.containsToken("Connection", "close")
         var headers = HTTPHeaders()
@@ -693,10 +680,7 @@ final class Connection {
             switch result {
             case .done(let n):
                 wrote = wrote || n > 0
-                if n > 0 {
-                    responseBytesWritten += n
-                    responseLastWriteAt = DispatchTime.now().uptimeNanoseconds
-                }
+                if n > 0 { responseDeadline?.progressed(n, now: Self.now()) }
                 outputPos += n
                 outputBytes -= n
                 if outputPos == output[0].count {

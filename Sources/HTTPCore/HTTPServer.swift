@@ -69,16 +69,11 @@ public final class HTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var listenFD: Int32 = -1
     private var acceptSource: DispatchSourceRead?
-    private var connections: [ObjectIdentifier: Connection] = [:]
-    /// Connections that may be closed to make room (idle or still receiving a request), with the
-    /// time they became so and their client address.
-    private var evictable: [ObjectIdentifier: (since: UInt64, address: String)] = [:]
-    private var perAddress: [String: Int] = [:]
-    private var addressOf: [ObjectIdentifier: String] = [:]
-    private var evicted = Set<ObjectIdentifier>()
-    private var effectiveMaxConnections = 0
-    private var servingCount = 0
-    private var lingering = Set<ObjectIdentifier>()
+    private var connections: [UInt64: Connection] = [:]
+    private var nextSerial: UInt64 = 0
+    /// Which connections count against the limits, and which may be closed to make room.
+    private var admission = ConnectionAdmission<UInt64>(maxConnections: 1, maxPerAddress: 1)
+    private var lingering = Set<UInt64>()
     private var _boundPort = 0
     private var _shuttingDown = false
     private var started = false
@@ -112,11 +107,14 @@ public final class HTTPServer: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
         let descriptors = Self.raiseOpenFileLimit()
         // Room for listening sockets, spool files, model and data files besides the connections.
-        effectiveMaxConnections = max(1, min(configuration.maxConnections, descriptors - 256))
-        if effectiveMaxConnections < configuration.maxConnections {
+        let maxConnections = max(1, min(configuration.maxConnections, descriptors - 256))
+        if maxConnections < configuration.maxConnections {
             logger.warning("connection limit lowered to fit the open-file limit", metadata: [
-                "max_connections": "\(effectiveMaxConnections)", "open_file_limit": "\(descriptors)"])
+                "max_connections": "\(maxConnections)", "open_file_limit": "\(descriptors)"])
         }
+        lock.lock()
+        admission = ConnectionAdmission(maxConnections: maxConnections, maxPerAddress: configuration.maxConnectionsPerAddress)
+        lock.unlock()
         do {
             if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
             try prepareSpoolDirectory()
@@ -257,7 +255,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         lock.lock()
         let left = Array(connections.values)
-        let busyLeft = left.filter { !lingering.contains(ObjectIdentifier($0)) }.count
+        let busyLeft = left.filter { !lingering.contains($0.serial) }.count
         lock.unlock()
         if busyLeft > 0 { logger.warning("closing connections still open after the shutdown grace period", metadata: ["count": "\(busyLeft)"]) }
         logger.debug("shutdown: closing remaining connections", metadata: ["open": "\(left.count)", "busy": "\(busyLeft)"])
@@ -305,32 +303,21 @@ public final class HTTPServer: @unchecked Sendable {
                 transport = PlainTransport(fd: client)
             }
             lock.lock()
-            var victims: [Connection] = []
-            if (perAddress[remote.ip] ?? 0) >= configuration.maxConnectionsPerAddress,
-               let victim = evictOldestLocked(address: remote.ip) {
-                victims.append(victim)
-            }
-            if servingCount >= effectiveMaxConnections, let victim = evictOldestLocked(address: nil) {
-                victims.append(victim)
-            }
-            let refuse = servingCount >= effectiveMaxConnections
-                || (perAddress[remote.ip] ?? 0) >= configuration.maxConnectionsPerAddress
-            let connection = Connection(fd: client, transport: transport, server: self, remote: remoteString, refuse: refuse)
-            let key = ObjectIdentifier(connection)
-            connections[key] = connection
-            if !refuse {
-                servingCount += 1
-                perAddress[remote.ip, default: 0] += 1
-                addressOf[key] = remote.ip
-                evictable[key] = (DispatchTime.now().uptimeNanoseconds, remote.ip)
-            }
+            nextSerial += 1
+            let serial = nextSerial
+            let decision = admission.admit(serial, address: remote.ip, now: DispatchTime.now().uptimeNanoseconds)
+            let victims = decision.evict.compactMap { connections[$0] }
+            let refuse = decision.refuse
+            let connection = Connection(fd: client, transport: transport, server: self, remote: remoteString, refuse: refuse, serial: serial)
+            connections[serial] = connection
+            let limit = admission.maxConnections
             lock.unlock()
             for victim in victims {
                 logger.info("closing the oldest idle or incomplete connection to make room", metadata: ["remote": "\(victim.remote)"])
                 victim.queue.async { victim.close() }
             }
             if refuse {
-                logger.warning("connection limit reached; refusing with 503", metadata: ["remote": "\(remoteString)", "limit": "\(effectiveMaxConnections)"])
+                logger.warning("connection limit reached; refusing with 503", metadata: ["remote": "\(remoteString)", "limit": "\(limit)"])
             }
             connection.start()
         }
@@ -339,58 +326,30 @@ public final class HTTPServer: @unchecked Sendable {
     /// The connection has sent its last response and is only draining input before closing.
     func connectionIsLingering(_ connection: Connection) {
         lock.lock()
-        lingering.insert(ObjectIdentifier(connection))
+        lingering.insert(connection.serial)
         lock.unlock()
     }
 
     func connectionDidClose(_ connection: Connection) {
-        let key = ObjectIdentifier(connection)
         lock.lock()
-        lingering.remove(key)
-        evictable[key] = nil
-        let wasEvicted = evicted.remove(key) != nil
-        if connections.removeValue(forKey: key) != nil, !connection.refuse, !wasEvicted {
-            servingCount -= 1
-        }
-        releaseAddressLocked(key)
+        lingering.remove(connection.serial)
+        connections[connection.serial] = nil
+        admission.closed(connection.serial)
         lock.unlock()
     }
 
     /// The connection's request is complete and being answered: it is not closed to make room.
     func connectionBecameBusy(_ connection: Connection) {
         lock.lock()
-        evictable[ObjectIdentifier(connection)] = nil
+        admission.busy(connection.serial)
         lock.unlock()
     }
 
     /// The connection is idle again (keep-alive, waiting for the next request).
     func connectionBecameEvictable(_ connection: Connection) {
-        let key = ObjectIdentifier(connection)
         lock.lock()
-        if let address = addressOf[key] { evictable[key] = (DispatchTime.now().uptimeNanoseconds, address) }
+        admission.idle(connection.serial, now: DispatchTime.now().uptimeNanoseconds)
         lock.unlock()
-    }
-
-    /// Picks the connection idle or incomplete for longest (of `address`, or of any), stops counting
-    /// it, and returns it for closing.
-    private func evictOldestLocked(address: String?) -> Connection? {
-        var oldest: (key: ObjectIdentifier, since: UInt64)?
-        for (key, info) in evictable where address == nil || info.address == address {
-            if oldest == nil || info.since < oldest!.since { oldest = (key, info.since) }
-        }
-        guard let key = oldest?.key, let victim = connections[key] else { return nil }
-        evictable[key] = nil
-        // Counted as gone now (its slot goes to the new connection); its close finishes on its own queue.
-        servingCount -= 1
-        releaseAddressLocked(key)
-        evicted.insert(key)
-        return victim
-    }
-
-    private func releaseAddressLocked(_ key: ObjectIdentifier) {
-        guard let address = addressOf.removeValue(forKey: key) else { return }
-        let left = (perAddress[address] ?? 1) - 1
-        perAddress[address] = left > 0 ? left : nil
     }
 
     static func format(_ storage: inout sockaddr_storage) -> (ip: String, port: Int) {
