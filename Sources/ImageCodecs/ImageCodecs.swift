@@ -12,14 +12,6 @@ public enum ImageFormat: String, Sendable, Codable, CaseIterable {
         case .jpeg: return "image/jpeg"
         }
     }
-
-    /// The usual file name extension, without the dot (`png`, `jpg`).
-    public var fileExtension: String {
-        switch self {
-        case .png: return "png"
-        case .jpeg: return "jpg"
-        }
-    }
 }
 
 /// What an image header says: its format and display size (after EXIF orientation).
@@ -34,9 +26,6 @@ public struct ImageInfo: Sendable, Equatable {
         self.width = width
         self.height = height
     }
-
-    /// `width * height`.
-    public var pixelCount: Int { width * height }
 }
 
 /// RGB float image, planar CHW (3 planes of width*height), values nominally in [0,1].

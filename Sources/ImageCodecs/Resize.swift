@@ -8,7 +8,7 @@ public enum ResizeFilter: Sendable, Equatable {
 }
 
 extension PlanarImage {
-    /// Downscale so the longer side is at most maxSide (no-op if already within); high-quality antialiased filter (area averaging or separable bicubic/Lanczos with support widened by the scale factor), never nearest.
+    /// Downscale so the longer side is at most maxSide (no-op if already within); antialiased (`filter`: separable bicubic with its support widened by the scale factor, or exact area averaging), never nearest.
     /// The shorter side is scaled by the same factor and rounded to the nearest integer (at least 1).
     public func resized(toFit maxSide: Int, filter: ResizeFilter = .bicubic) -> PlanarImage {
         precondition(maxSide > 0, "resized(toFit:): maxSide must be positive, got \(maxSide)")

@@ -13,18 +13,6 @@ import Darwin
 /// `fsync(2)` at file scope, so `DurableFS.fsync(path:directory:)` does not shadow it.
 @inline(__always) func sysFsync(_ fd: Int32) -> Int32 { fsync(fd) }
 
-/// A value guarded by a lock.
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}
-
 /// A file-system operation that failed, with the path and the OS error.
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     /// What was being done ("open", "rename", ...).
