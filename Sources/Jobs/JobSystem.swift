@@ -414,12 +414,19 @@ public final class JobSystem: @unchecked Sendable {
     public func events(id: String) -> AsyncStream<JobSnapshot> {
         let (stream, continuation) = AsyncStream.makeStream(of: JobSnapshot.self, bufferingPolicy: .bufferingNewest(4096))
         let token = allocateToken()
+        // Unregistered off this thread: onTermination can run inside a task's cancellation, holding
+        // that task's status lock, while `changedLocked` yields to this stream under `cond` and
+        // needs the same task lock to wake its consumer - taking `cond` here deadlocked the server
+        // (an SSE client dropping its connection as the job reported progress). Until the block
+        // runs, yields to the finished continuation are dropped.
         continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            self.cond.lock()
-            self.streams[id]?[token] = nil
-            if self.streams[id]?.isEmpty == true { self.streams[id] = nil }
-            self.cond.unlock()
+            guard let system = self else { return }
+            DispatchQueue.global().async {
+                system.cond.lock()
+                system.streams[id]?[token] = nil
+                if system.streams[id]?.isEmpty == true { system.streams[id] = nil }
+                system.cond.unlock()
+            }
         }
         cond.lock()
         guard let entry = entries[id] else {
