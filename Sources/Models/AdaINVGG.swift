@@ -148,6 +148,19 @@ public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
         return try run(decoder, cf, ctx, prefix: "decoder.")
     }
 
+    public func stylize(content: Tensor, foreground: StyleCode, background: StyleCode, mask: RegionMask, alpha: Float,
+                        _ ctx: RunContext) throws -> Tensor {
+        guard alpha >= 0 && alpha <= 1 else { throw ParameterError("alpha must be in [0, 1]") }
+        let cf = try encode(content, ctx, prefix: "content.")
+        let m = mask.sampled(height: cf.height, width: cf.width)
+        // t = AdaIN_regions(c), then alpha * t + (1 - alpha) * c: per region, again an affine map of c.
+        let identity = ([Float](repeating: 1, count: cf.channels), [Float](repeating: 0, count: cf.channels))
+        let maps = regionAdainMaps(cf, mask: m, foreground: (foreground.vector("mean"), foreground.vector("std")),
+                                   background: (background.vector("mean"), background.vector("std")), alpha: alpha, blend: identity)
+        try ctx.layer("adain (regions)", flops: 0) { Ops.regionAffineInPlace(cf, m, foreground: maps.foreground, background: maps.background) }
+        return try run(decoder, cf, ctx, prefix: "decoder.")
+    }
+
     public func plannedFlops(content: Size, styleSizes: [Size], alpha: Float) -> Double {
         let (ce, fs) = plan(encoder, content)
         let (de, _) = plan(decoder, fs)

@@ -21,8 +21,17 @@ public struct StylizeOptions: Sendable, Codable, Equatable {
     public init() {}
 
     /// Throws `invalidParameter` with a one-line reason when the options cannot be used.
-    public func validate(styleCount: Int) throws {
+    /// With a mask (spatial control) there must be exactly two styles and no style weights.
+    public func validate(styleCount: Int, masked: Bool = false) throws {
         guard styleCount >= 1 else { throw PipelineError.invalidParameter("at least one style is required") }
+        if masked {
+            guard styleCount == 2 else {
+                throw PipelineError.invalidParameter("a mask needs exactly two styles (white: the first, dark: the second), got \(styleCount)")
+            }
+            guard styleWeights == nil else {
+                throw PipelineError.invalidParameter("style_weights cannot be combined with a mask (the mask chooses the style at each place)")
+            }
+        }
         guard alpha.isFinite, alpha >= 0, alpha <= 1 else { throw PipelineError.invalidParameter("alpha must be between 0 and 1, got \(alpha)") }
         if let w = styleWeights {
             guard w.count == styleCount else {
@@ -77,10 +86,12 @@ public struct Stylizer: Sendable {
     }
 
     /// Runs a whole stylization. `content` and style images are decoded but not yet resized.
+    /// With `mask` (any size, from `regionMask` or `decodeMask`; spatial control, SPEC §1) the first of
+    /// exactly two styles applies where the mask is set (light) and the second elsewhere.
     /// Progress and cancellation go through `ctx` (checked between layers).
-    public func stylize(content original: PlanarImage, styles: [StyleInput], options: StylizeOptions,
-                        ctx: RunContext = RunContext()) throws -> StylizeResult {
-        try options.validate(styleCount: styles.count)
+    public func stylize(content original: PlanarImage, styles: [StyleInput], mask maskRegions: RegionMask? = nil,
+                        options: StylizeOptions, ctx: RunContext = RunContext()) throws -> StylizeResult {
+        try options.validate(styleCount: styles.count, masked: maskRegions != nil)
         let content = Stylizer.fit(original, maxSize: options.maxSize)
         try Stylizer.checkSize(content, "content")
         var prepared: [Int: PlanarImage] = [:]   // style index -> resized (and recoloured) image
@@ -101,6 +112,8 @@ public struct Stylizer: Sendable {
         let m = network.sizeMultiple
         let paddedHeight = (content.height + m - 1) / m * m, paddedWidth = (content.width + m - 1) / m * m
         let input = Stylizer.tensor(content, padToHeight: paddedHeight, width: paddedWidth)
+        let mask = maskRegions.map { Stylizer.fitMask($0, height: content.height, width: content.width,
+                                                      padToHeight: paddedHeight, width: paddedWidth) }
         let start = DispatchTime.now().uptimeNanoseconds
         ctx.plannedFlops = network.plannedFlops(content: Size(height: paddedHeight, width: paddedWidth),
                                                 styleSizes: prepared.values.map { Size(height: $0.height, width: $0.width) },
@@ -119,7 +132,12 @@ public struct Stylizer: Sendable {
             }
         }
         let weights = options.styleWeights ?? [Float](repeating: 1, count: styles.count)
-        let output = try run { try network.stylize(content: input, styles: codes, weights: weights, alpha: options.alpha, ctx) }
+        let output = try run {
+            if let mask {
+                return try network.stylize(content: input, foreground: codes[0], background: codes[1], mask: mask, alpha: options.alpha, ctx)
+            }
+            return try network.stylize(content: input, styles: codes, weights: weights, alpha: options.alpha, ctx)
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return StylizeResult(image: Stylizer.image(output, height: content.height, width: content.width),
                              inferenceSeconds: seconds, flops: ctx.doneFlops)
@@ -161,6 +179,34 @@ public struct Stylizer: Sendable {
         return t
     }
 
+    /// A mask image as regions at its own size (SPEC §1): luminance `0.299 R + 0.587 G + 0.114 B`
+    /// at or above 0.5 is the foreground (the first style), below it the background (the second).
+    public static func regionMask(_ image: PlanarImage) -> RegionMask {
+        let n = image.planeSize
+        var values = [UInt8](repeating: 0, count: n)
+        image.pixels.withUnsafeBufferPointer { px in
+            for i in 0..<n {
+                let luma = 0.299 * px[i] + 0.587 * px[n + i] + 0.114 * px[2 * n + i]
+                values[i] = luma >= 0.5 ? 1 : 0
+            }
+        }
+        return RegionMask(height: image.height, width: image.width, values: values)
+    }
+
+    /// The mask at the content's processed size: sampled at pixel centres to the resized content's
+    /// `height` x `width` (`src = floor((dst + 0.5) * src_size / dst_size)`), then reflection-padded
+    /// to the network's size as the content is. (Thresholding before nearest sampling is the same as after.)
+    public static func fitMask(_ mask: RegionMask, height h: Int, width w: Int, padToHeight ph: Int? = nil, width pw: Int? = nil) -> RegionMask {
+        let th = ph ?? h, tw = pw ?? w
+        let ys = RegionMask.centreIndices(h, mask.height), xs = RegionMask.centreIndices(w, mask.width)
+        var values = [UInt8](repeating: 0, count: th * tw)
+        for y in 0..<th {
+            let row = ys[reflect(y, h)] * mask.width
+            for x in 0..<tw { values[y * tw + x] = mask.values[row + xs[reflect(x, w)]] }
+        }
+        return RegionMask(height: th, width: tw, values: values)
+    }
+
     /// The top-left `height` x `width` of a 3-channel tensor as an image (values not clamped: encoders clamp).
     static func image(_ t: Tensor, height: Int, width: Int) -> PlanarImage {
         var pixels = [Float](repeating: 0, count: 3 * height * width)
@@ -183,6 +229,12 @@ extension Stylizer {
         } catch let e as ImageCodecError {
             throw PipelineError.from(e, input: input)
         }
+    }
+
+    /// Decodes a mask image straight to its regions (`regionMask`): only a byte per pixel is kept,
+    /// not the decoded colour planes (a 4K mask: 8 MB instead of 100 MB through the job).
+    public static func decodeMask(_ bytes: [UInt8], input: String = "mask", maxPixels: Int = ImageDecoder.defaultMaxPixels) throws -> RegionMask {
+        regionMask(try decode(bytes, input: input, maxPixels: maxPixels))
     }
 
     /// Encodes the result in the requested format.

@@ -14,7 +14,7 @@ struct StylizeCommand: ParsableCommand {
     @Argument(help: "The content image (PNG or JPEG).")
     var content: String
 
-    @Argument(help: "One or more style images (PNG or JPEG).")
+    @Argument(help: "One or more style images (PNG or JPEG); with --mask, exactly two.")
     var styles: [String]
 
     @Option(name: .shortAndLong, help: "Output file: .png writes PNG, .jpg or .jpeg writes JPEG.")
@@ -28,6 +28,9 @@ struct StylizeCommand: ParsableCommand {
 
     @Option(name: .customLong("style-weights"), help: "Comma-separated weights, one per style, e.g. 0.7,0.3.")
     var styleWeights: String?
+
+    @Option(help: "A mask image (PNG or JPEG, any size) for exactly two styles: the first where it is light, the second where it is dark.")
+    var mask: String?
 
     @Flag(name: .customLong("preserve-color"), help: "Keep the content's colours.")
     var preserveColor = false
@@ -60,15 +63,21 @@ struct StylizeCommand: ParsableCommand {
                     return v
                 }
             }
-            try options.validate(styleCount: styles.count)
+            if mask != nil {
+                guard styles.count == 2 else { throw CLIError("--mask needs exactly two styles (white: the first, dark: the second), got \(styles.count)") }
+                guard styleWeights == nil else { throw CLIError("--mask and --style-weights cannot be combined: the mask chooses the style at each place") }
+            }
+            try options.validate(styleCount: styles.count, masked: mask != nil)
 
             let network = try commandLineCatalog(models: models).network(named: model)
             let contentImage = try Stylizer.decode(try readFile(content), input: "content \(content)")
             let styleImages = try styles.map { StyleInput.image(try Stylizer.decode(try readFile($0), input: "style \($0)")) }
+            let maskRegions = try mask.map { try Stylizer.decodeMask(try readFile($0), input: "mask \($0)") }
             let ctx = RunContext()
             let bar = !quiet && isatty(STDERR_FILENO) != 0 ? ProgressBar(label: "stylizing") : nil
             if let bar { ctx.onProgress = { bar.show($0) } }
-            let result = try Stylizer(network: network).stylize(content: contentImage, styles: styleImages, options: options, ctx: ctx)
+            let result = try Stylizer(network: network).stylize(content: contentImage, styles: styleImages, mask: maskRegions,
+                                                                options: options, ctx: ctx)
             bar?.finish()
             let bytes = try Stylizer.encode(result.image, options: options)
             guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {

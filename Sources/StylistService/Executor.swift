@@ -116,7 +116,14 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
             }
             try progress.checkCancellation()
         }
-        let result = try stylizer.stylize(content: content, styles: inputs, options: params.options, ctx: ctx)
+        var mask: RegionMask?
+        if params.mask {
+            guard let bytes = try blobs.get(job: job.id, name: "mask") else {
+                throw JobFailure(status: 500, title: "Missing input", detail: "the job's mask is missing from the blob store")
+            }
+            mask = try Stylizer.decodeMask(bytes, maxPixels: maxPixels)
+        }
+        let result = try stylizer.stylize(content: content, styles: inputs, mask: mask, options: params.options, ctx: ctx)
         metrics.recordInference(model: params.model, seconds: result.inferenceSeconds, flops: result.flops)
         try progress.checkCancellation()
         let bytes = try Stylizer.encode(result.image, options: params.options)

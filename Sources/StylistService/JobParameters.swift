@@ -30,6 +30,8 @@ struct JobParameters: Equatable, Sendable {
     var model: String
     var options: StylizeOptions
     var styles: [StyleSource]
+    /// Spatial control: the job has a `mask` input blob (exactly two styles, SPEC §1).
+    var mask = false
 
     /// The record form.
     var record: [String: String] {
@@ -42,6 +44,7 @@ struct JobParameters: Equatable, Sendable {
             "styles": styles.map(\.encoded).joined(separator: ","),
         ]
         if let w = options.styleWeights { p["style_weights"] = w.map { "\($0)" }.joined(separator: ",") }
+        if mask { p["mask"] = "true" }
         return p
     }
 
@@ -58,6 +61,7 @@ struct JobParameters: Equatable, Sendable {
         options.maxSize = maxSize
         options.format = format
         options.preserveColor = p["preserve_color"] == "true"
+        mask = p["mask"] == "true"
         if let w = p["style_weights"] { options.styleWeights = w.split(separator: ",").compactMap { Float(String($0)) } }
         self.styles = try styles.split(separator: ",").map {
             guard let s = StyleSource(encoded: String($0)) else { throw bad("bad style source \($0)") }
@@ -65,10 +69,11 @@ struct JobParameters: Equatable, Sendable {
         }
     }
 
-    init(model: String, options: StylizeOptions, styles: [StyleSource]) {
+    init(model: String, options: StylizeOptions, styles: [StyleSource], mask: Bool = false) {
         self.model = model
         self.options = options
         self.styles = styles
+        self.mask = mask
     }
 
     /// The `parameters` object of the job JSON.
@@ -85,6 +90,7 @@ struct JobParameters: Equatable, Sendable {
                 case .registered(let id): return .object([("source", "style_id"), ("style_id", .string(id))])
                 }
             })),
+            ("mask", .bool(mask)),
         ])
     }
 }

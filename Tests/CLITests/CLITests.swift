@@ -71,8 +71,28 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// The golden mask cases through `stylist stylize CONTENT STYLE_A STYLE_B --mask MASK.png`: within 2 levels.
+    func testGoldenMaskCasesThroughTheCLI() throws {
+        let dir = shared + "/golden-mask"
+        for name in ["microast-cornell-mask", "cd16x-goldengate-mask-a07"] {
+            let meta = try SafeTensors(contentsOf: "\(dir)/\(name).safetensors").metadata
+            let out = NSTemporaryDirectory() + "cli-mask-\(getpid())-\(name).png"
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let r = try run(["stylize", "\(dir)/\(name).content.png", "\(dir)/\(name).style0.png", "\(dir)/\(name).style1.png",
+                             "--mask", "\(dir)/\(name).mask.png", "--model", meta["model"]!, "--alpha", meta["alpha"]!, "-o", out])
+            XCTAssertEqual(r.status, 0, "\(name): \(r.err)")
+            let ours = try ImageDecoder.decode(contentsOf: out)
+            let expected = try ImageDecoder.decode(contentsOf: "\(dir)/\(name).expected.png")
+            XCTAssertEqual(ours.width, expected.width, name)
+            XCTAssertEqual(ours.height, expected.height, name)
+            let worst = zip(ours.pixels, expected.pixels).map { abs($0 - $1) * 255 }.max() ?? .infinity
+            XCTAssertLessThanOrEqual(worst, 2.01, "\(name): worst channel difference \(worst) levels")
+        }
+    }
+
     func testBadInvocationsFailWithOneLine() throws {
         let style = "\(shared)/images/style/sketch.png", content = "\(shared)/images/content/cornell.jpg"
+        let mask = "\(shared)/images/mask.png"
         let cases: [([String], String)] = [
             (["stylize", "/nonexistent.jpg", style, "-o", "/tmp/x.png"], "no such file"),
             (["stylize", "\(CLITests.repoRoot.path)/Package.swift", style, "-o", "/tmp/x.png"], "not a PNG or JPEG"),
@@ -81,6 +101,11 @@ final class CLITests: XCTestCase {
             (["stylize", content, style, "-o", "/tmp/x.png", "--style-weights", "0.5,0.5"], "style_weights"),
             (["stylize", content, style, "-o", "/tmp/x.gif"], "must end in .png, .jpg or .jpeg"),
             (["stylize", content, style, "-o", "/tmp/x"], "must end in .png, .jpg or .jpeg"),
+            (["stylize", content, style, "--mask", mask, "-o", "/tmp/x.png"], "--mask needs exactly two styles"),
+            (["stylize", content, style, style, style, "--mask", mask, "-o", "/tmp/x.png"], "--mask needs exactly two styles"),
+            (["stylize", content, style, style, "--mask", mask, "--style-weights", "1,1", "-o", "/tmp/x.png"], "--style-weights"),
+            (["stylize", content, style, style, "--mask", "/nonexistent-mask.png", "-o", "/tmp/x.png"], "no such file"),
+            (["stylize", content, style, style, "--mask", "\(CLITests.repoRoot.path)/Package.swift", "-o", "/tmp/x.png"], "mask"),
             // The random-weight benchmark network is not offered by name (only by path).
             (["stylize", content, style, "-o", "/tmp/x.png", "--model", "adain-vgg19-full-random"], "unknown model"),
             (["stylize", content, style, "-o", "/tmp/x.png", "--models", "/nonexistent-models"], "does not exist"),
