@@ -54,7 +54,7 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     static let openRoutes: Set<String> = ["/healthz", "/readyz"]
     static let jobFields: Set<String> = ["content", "style", "style_id", "model", "alpha", "style_weights",
-                                         "preserve_color", "max_size", "format"]
+                                         "preserve_color", "max_size", "format", "mask"]
 
     init(config: StylistConfig, jobs: JobSystem, styles: StyleLibrary, catalog: ModelCatalog, metrics: Metrics,
          logger: Logger, spoolDirectory: String, openAPI: [UInt8]?) {
@@ -246,11 +246,44 @@ final class API: HTTPResponder, @unchecked Sendable {
         }
     }
 
-    private static func text(_ part: MultipartPart, limit: Int = 1024) throws -> String {
+    /// A text field, trimmed. `maxCharacters` counts Unicode scalars before trimming, as the
+    /// `maxLength` of openapi.yaml does.
+    private static func text(_ part: MultipartPart, limit: Int = 1024, maxCharacters: Int? = nil) throws -> String {
         guard part.body.count <= limit else { throw APIError(400, "Field '\(part.name)' is longer than \(limit) bytes.") }
         let bytes = try part.body.readAll()
         guard let s = String(validating: bytes, as: UTF8.self) else { throw APIError(400, "Field '\(part.name)' is not UTF-8 text.") }
+        if let maxCharacters, s.unicodeScalars.count > maxCharacters {
+            throw APIError(400, "Field '\(part.name)' is longer than \(maxCharacters) characters.")
+        }
         return s.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Whether `s` is a number as JSON spells it (RFC 8259 §6; with `integer`, no fraction or
+    /// exponent): what openapi.yaml's `type: number`/`integer` fields and parameters mean, so
+    /// `.5`, `+1`, `1.`, `0x1p3`, `016` or `inf` are not numbers here although Swift parses them.
+    static func isJSONNumber(_ s: String, integer: Bool = false) -> Bool {
+        let b = Array(s.utf8)
+        var i = 0
+        func digits() -> Int { let start = i; while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { i += 1 }; return i - start }
+        if i < b.count, b[i] == 0x2D { i += 1 }                                    // -
+        if i < b.count, b[i] == 0x30 { i += 1 } else if digits() == 0 { return false }
+        if !integer, i < b.count, b[i] == 0x2E { i += 1; guard digits() > 0 else { return false } }   // .
+        if !integer, i < b.count, b[i] == 0x65 || b[i] == 0x45 {                  // e E
+            i += 1
+            if i < b.count, b[i] == 0x2B || b[i] == 0x2D { i += 1 }
+            guard digits() > 0 else { return false }
+        }
+        return i == b.count
+    }
+
+    /// One style weight: 1-9 digits with an optional fraction (`2`, `0.7`, `1.`, `.25`), the
+    /// `style_weights` pattern of openapi.yaml. No sign or exponent, so it is never negative or infinite.
+    static func isWeight(_ s: String) -> Bool {
+        let parts = s.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        let isDigits = { (t: Substring) in t.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        guard parts.allSatisfy(isDigits), parts[0].count <= 9 else { return false }
+        if parts.count == 1 { return (1...9).contains(parts[0].count) }
+        return (parts[0].count + parts[1].count) > 0 && parts[1].count <= 9
     }
 
     private static func digest(_ part: MultipartPart) throws -> String {
@@ -346,6 +379,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         var styleEntries: [(source: StyleSource, part: MultipartPart?)] = []
         var fields: [String: String] = [:]
         var uploads = 0
+        var mask: MultipartPart?
         for part in parts {
             switch part.name {
             case "content":
@@ -358,6 +392,9 @@ final class API: HTTPResponder, @unchecked Sendable {
                 let id = try Self.text(part)
                 guard let style = styles.get(id), style.owner == owner else { throw APIError(400, "Unknown style_id '\(id)'; register it with POST /v1/styles.") }
                 styleEntries.append((.registered(id), nil))
+            case "mask":
+                guard mask == nil else { throw APIError(400, "Send at most one 'mask' file.") }
+                mask = part
             case let name where Self.jobFields.contains(name):
                 guard fields[name] == nil else { throw APIError(400, "Field '\(name)' is given more than once.") }
                 fields[name] = try Self.text(part)
@@ -381,14 +418,18 @@ final class API: HTTPResponder, @unchecked Sendable {
         var options = StylizeOptions()
         options.maxSize = config.maxSize
         if let a = fields["alpha"] {
-            guard let v = Float(a), v.isFinite, v >= 0, v <= 1 else { throw APIError(400, "alpha must be a number from 0 to 1, got '\(a)'.") }
-            options.alpha = v
+            // Checked as a Double, so 1.0000000000000002 is over 1 even though it rounds to Float 1.
+            guard Self.isJSONNumber(a), let v = Double(a), v.isFinite, v >= 0, v <= 1 else {
+                throw APIError(400, "alpha must be a number from 0 to 1, got '\(a)'.")
+            }
+            options.alpha = Float(v)
         }
         if let w = fields["style_weights"] {
             let items = w.split(separator: ",", omittingEmptySubsequences: false)
             options.styleWeights = try items.map {
-                guard let v = Float($0.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0 else {
-                    throw APIError(400, "style_weights must be comma-separated non-negative numbers, got '\(w)'.")
+                let item = $0.trimmingCharacters(in: .whitespaces)
+                guard Self.isWeight(item), let v = Float(item) else {
+                    throw APIError(400, "style_weights must be comma-separated non-negative decimal numbers (like 0.7,0.3), got '\(w)'.")
                 }
                 return v
             }
@@ -401,7 +442,7 @@ final class API: HTTPResponder, @unchecked Sendable {
             }
         }
         if let m = fields["max_size"] {
-            guard let v = Int(m), v >= Stylizer.minimumSide, v <= config.maxSizeCap else {
+            guard Self.isJSONNumber(m, integer: true), let v = Int(m), v >= Stylizer.minimumSide, v <= config.maxSizeCap else {
                 throw APIError(400, "max_size must be an integer from \(Stylizer.minimumSide) to \(config.maxSizeCap) (max_size_cap), got '\(m)'.")
             }
             options.maxSize = v
@@ -414,12 +455,13 @@ final class API: HTTPResponder, @unchecked Sendable {
             }
         }
         do {
-            try options.validate(styleCount: styleEntries.count)
+            try options.validate(styleCount: styleEntries.count, masked: mask != nil)
         } catch let e as PipelineError {
             throw APIError(400, e.description + ".")
         }
 
         _ = try ImageCheck.probe(content.body, field: "content", maxPixels: config.maxPixels, maxSize: options.maxSize)
+        if let mask { _ = try ImageCheck.probe(mask.body, field: "mask", maxPixels: config.maxPixels, maxSize: nil) }
         for (i, entry) in styleEntries.enumerated() {
             if let part = entry.part {
                 _ = try ImageCheck.probe(part.body, field: "style \(i + 1)", maxPixels: config.maxPixels, maxSize: options.maxSize)
@@ -442,6 +484,7 @@ final class API: HTTPResponder, @unchecked Sendable {
             }
         }
         var inputs = [input("content", content)]
+        if let mask { inputs.append(input("mask", mask)) }
         var styleIDs: [String] = []
         for entry in styleEntries {
             switch entry.source {
@@ -449,7 +492,7 @@ final class API: HTTPResponder, @unchecked Sendable {
             case .registered(let id): if !styleIDs.contains(id) { styleIDs.append(id) }
             }
         }
-        return (JobParameters(model: model, options: options, styles: styleEntries.map(\.source)), inputs, styleIDs, digest)
+        return (JobParameters(model: model, options: options, styles: styleEntries.map(\.source), mask: mask != nil), inputs, styleIDs, digest)
     }
 
     private func getJob(_ ctx: RequestContext) async throws -> HTTPResponse {
@@ -457,7 +500,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         let owner = owner(ctx.head)
         var snap = try lookup(id, owner: owner)
         if let w = ctx.head.queryValue("wait") {
-            guard let seconds = Double(w), seconds.isFinite, seconds >= 0 else {
+            guard Self.isJSONNumber(w), let seconds = Double(w), seconds.isFinite, seconds >= 0 else {
                 throw APIError(400, "wait must be a number of seconds (0 to \(JSONValue.number(config.waitCapSeconds))), got '\(w)'.")
             }
             let timeout = min(seconds, config.waitCapSeconds)
@@ -597,12 +640,12 @@ final class API: HTTPResponder, @unchecked Sendable {
             var name: String?
             for part in parts {
                 switch part.name {
-                case "style", "image":
+                case "style":
                     guard image == nil else { throw APIError(400, "Send exactly one 'style' file.") }
                     image = part
                 case "name":
                     guard name == nil else { throw APIError(400, "Field 'name' is given more than once.") }
-                    name = try Self.text(part, limit: 200)
+                    name = try Self.text(part, limit: 800, maxCharacters: 200)
                 default:
                     throw APIError(400, "Unknown field '\(part.name)'; expected: style, name.")
                 }

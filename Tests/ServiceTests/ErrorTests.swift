@@ -41,6 +41,45 @@ final class ErrorTests: ServiceTestCase {
         XCTAssertEqual(try c.get("/healthz").status, 200, "the connection stays usable after a 400")
     }
 
+    /// Form fields and `?wait` read exactly as openapi.yaml's schemas say (schemathesis holds the
+    /// server to them): numbers in JSON's spelling, weights as plain decimals, `name` counted in
+    /// characters, no field the schema does not list.
+    func testFieldsAreReadAsTheSchemaSpellsThem() throws {
+        let server = try start()
+        let c = try server.client()
+        let content = try Golden.content(Golden.microast), style = try Golden.style(Golden.microast)
+        let refused: [(String, String)] = [
+            ("alpha", ".5"), ("alpha", "+0.5"), ("alpha", "0x1p-1"), ("alpha", "1.0000000000000002"), ("alpha", "nan"),
+            ("style_weights", "1e-3"), ("style_weights", "+1"), ("style_weights", "1234567890"), ("style_weights", "inf"),
+            ("style_weights", "0x1p3"), ("max_size", "+64"), ("max_size", "064"), ("max_size", "64.0"),
+        ]
+        for (name, value) in refused {
+            assertProblem(try c.post("/v1/jobs", form: jobForm(content: content, styles: [style], fields: [(name, value)])), 400, name)
+        }
+        let accepted: [(String, String)] = [
+            ("alpha", "1e-05"), ("alpha", " 0.5\n"), ("alpha", "-0"), ("style_weights", " .5 "), ("style_weights", "2."),
+            ("max_size", "64"), ("preserve_color", "\u{2003}ON "), ("format", "JPG"),
+        ]
+        for (name, value) in accepted {
+            XCTAssertEqual(try c.post("/v1/jobs", form: jobForm(content: content, styles: [style], fields: [(name, value)])).status, 202,
+                           "\(name)=\(value)")
+        }
+        let id = try submit(c, jobForm(content: content, styles: [style]))
+        for wait in ["+1", ".5", "0x1", "1e400"] { assertProblem(try c.get("/v1/jobs/\(id)?wait=\(wait)"), 400, "wait") }
+
+        // A style's name: 200 characters (not bytes), counted before trimming; `style` is the only file field.
+        func register(name: String, field: String = "style") throws -> ClientResponse {
+            var form = MultipartForm()
+            form.file(field, style, filename: "s.png", contentType: "image/png")
+            form.field("name", name)
+            return try c.post("/v1/styles", form: form)
+        }
+        XCTAssertEqual(try register(name: String(repeating: "é", count: 200)).status, 201)
+        assertProblem(try register(name: String(repeating: "e", count: 201)), 400, "200 characters")
+        assertProblem(try register(name: String(repeating: " ", count: 201)), 400, "200 characters")
+        assertProblem(try register(name: "x", field: "image"), 400, "Unknown field 'image'")
+    }
+
     func testNotFoundGoneMethodAndConflict() throws {
         let g = gate()
         let server = try start(hooks: g.holdAtFirstLayer) { $0.jobTTLSeconds = 1 }
