@@ -124,4 +124,32 @@ final class SlowClientTests: ServiceTestCase {
                       "waits still running after their clients left: \(server.server.jobs.stats().waiting)")
         g.release()
     }
+
+    /// Event-stream clients that vanish while their job reports progress: the server keeps
+    /// answering and the jobs finish (dropping a stream once deadlocked the job system).
+    func testDroppedEventStreamsDoNotStallTheServer() throws {
+        let server = try start()
+        let c = try server.client()
+        let content = try TestPaths.bytes(TestPaths.images + "/content/cornell.jpg")
+        let style = try TestPaths.bytes(TestPaths.images + "/style/woman_with_hat_matisse.jpg")
+        for _ in 0..<8 {
+            let id = try submit(c, jobForm(content: content, styles: [style]))
+            // Streams opened and dropped while the job runs and reports progress layer by layer.
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                var streams: [RawSocket] = []
+                for _ in 0..<20 {
+                    guard let s = RawSocket(port: server.port) else { continue }
+                    s.send("GET /v1/jobs/\(id)/events HTTP/1.1\r\nHost: x\r\n\r\n")
+                    streams.append(s)
+                }
+                Thread.sleep(forTimeInterval: 0.01)
+                for s in streams { s.reset() }
+                if try c.get("/v1/jobs/\(id)").json?["status"] as? String == "succeeded" { break }
+            }
+            XCTAssertEqual(try waitFor(c, id, timeout: 30)["status"] as? String, "succeeded")
+        }
+        let probe = try HTTPClient(port: server.port, timeout: 5)
+        XCTAssertEqual(try probe.get("/healthz").status, 200)
+    }
 }
