@@ -91,6 +91,7 @@ if ProcessInfo.processInfo.environment["STYLIST_FUZZ"] == "1" {
         ("FuzzMultipart", ["HTTPCore"]),
         ("FuzzSafeTensors", ["Models"]),
         ("FuzzImageCodecs", ["ImageCodecs"]),
+        ("FuzzCheckpoints", ["Checkpoints"]),
     ]
     for t in fuzzTargets {
         package.targets.append(.executableTarget(name: t.name, dependencies: t.dependencies, swiftSettings: fuzzSettings))
