@@ -23,13 +23,18 @@ final class SlowClientTests: ServiceTestCase {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         }
         func send(_ text: String) { _ = Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+        private var open = true
         /// Closes with a reset (SO_LINGER 0), as a client that vanishes does.
         func reset() {
+            guard open else { return }
             var l = linger(l_onoff: 1, l_linger: 0)
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
             Glibc.close(fd)
+            open = false
         }
-        deinit { Glibc.close(fd) }
+        // Closed once only: the test server shares this process, and a second close could hit a
+        // descriptor the server has opened since.
+        deinit { if open { Glibc.close(fd) } }
     }
 
     /// 2,000 connections holding half a request head and 600 trickling a 25 MB body, all at
