@@ -70,11 +70,11 @@ public struct SafeTensors: Sendable {
                 throw WeightsError("\(name): tensor \(key) has a malformed header entry")
             }
             let shape = try shapeAny.map { v -> Int in
-                guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw WeightsError("tensor \(key): bad shape") }
+                guard let n = Self.wholeNumber(v) else { throw WeightsError("\(name): tensor \(key): bad shape") }
                 return n
             }
             let off = try offAny.map { v -> Int in
-                guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw WeightsError("tensor \(key): bad data_offsets") }
+                guard let n = Self.wholeNumber(v) else { throw WeightsError("\(name): tensor \(key): bad data_offsets") }
                 return n
             }
             guard dtype == "F32" else { throw WeightsError("tensor \(key): dtype \(dtype), expected F32") }
@@ -96,6 +96,15 @@ public struct SafeTensors: Sendable {
             entries[key] = Entry(dtype: dtype, shape: shape, offsets: off[0]..<off[1])
         }
         return (metadata, entries)
+    }
+
+    /// A non-negative integer from JSON, or nil: fractions and values beyond Int are refused
+    /// rather than truncated.
+    static func wholeNumber(_ value: Any) -> Int? {
+        guard let number = value as? NSNumber else { return nil }
+        let d = number.doubleValue
+        guard d >= 0, d == d.rounded(), d < 9.2e18 else { return nil }
+        return Int(number.int64Value)
     }
 
     /// The metadata and tensor shapes of a file, reading only its header (for listing models).

@@ -41,12 +41,19 @@ final class SafeTensorsTests: XCTestCase {
         rejects(file(header: #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, data: [0, 0, 0, 0]), containing: "out of range")
     }
 
+    /// Fractional shapes and offsets are refused, not truncated (`[1.9]` once read as `[1]`).
+    func testFractionalNumbersAreRejected() {
+        rejects(file(header: #"{"t":{"dtype":"F32","shape":[1.9],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]), containing: "tensor t: bad shape")
+        rejects(file(header: #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0.5,4.7]}}"#, data: [0, 0, 0, 0]), containing: "tensor t: bad data_offsets")
+        rejects(file(header: #"{"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0]), containing: "bad shape")
+    }
+
     /// Hostile shapes whose element count overflows Int are an error naming the tensor, not a trap.
     func testOverflowingShapesAreRejected() {
         rejects(file(header: #"{"t":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
                 containing: "tensor t: shape [4611686018427387904, 4] is too large")
         rejects(file(header: #"{"t":{"dtype":"F32","shape":[9223372036854775807,9223372036854775807],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
-                containing: "too large")
+                containing: "tensor t: bad shape")
         rejects(file(header: #"{"t":{"dtype":"F32","shape":[1099511627776,4],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)),
                 containing: "needs 17592186044416 bytes")
     }
