@@ -102,4 +102,25 @@ final class ModelsTests: ServiceTestCase {
             XCTAssertTrue(row.contains(digest), "models/README.md: \(file) should list SHA-256 \(digest)")
         }
     }
+
+    /// A hostile model file beside real ones (a shape of [2^62, 4], which once killed `serve` with
+    /// SIGILL): the server starts, serves jobs, and leaves the bad file out of the catalog.
+    func testAHostileModelFileDoesNotStopTheServer() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("hostile-models-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let header = Array(#"{"__metadata__":{"architecture":"microast"},"t":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,8]}}"#.utf8)
+        var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header
+        bytes += [UInt8](repeating: 0, count: 8)
+        try Data(bytes).write(to: dir.appendingPathComponent("evil.safetensors"))
+        let server = try start { $0.modelsDir = dir.path }
+        let c = try server.client()
+        let names = (try c.get("/v1/models").json?["models"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        XCTAssertFalse(names.contains("evil"), "\(names)")
+        XCTAssertTrue(names.contains("microast"), "\(names)")
+        let id = try submit(c, jobForm(content: try Golden.content(Golden.microast), styles: [try Golden.style(Golden.microast)]))
+        XCTAssertEqual(try waitFor(c, id)["status"] as? String, "succeeded")
+        assertProblem(try c.post("/v1/jobs", form: jobForm(content: try Golden.content(Golden.microast), styles: [try Golden.style(Golden.microast)],
+                                                        fields: [("model", "evil")])), 400, "Unknown model")
+    }
 }
