@@ -1,7 +1,7 @@
 import ImageCodecs
 import Models
 
-/// Why a stylization could not run; `httpStatus` is what the service answers (SPEC §2).
+/// Why a stylization could not run. The service maps each case to its HTTP status.
 public enum PipelineError: Error, CustomStringConvertible, Equatable {
     case invalidParameter(String)
     case unsupportedImage(String)
@@ -9,17 +9,6 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
     case imageTooLarge(String)
     case unknownModel(String)
     case canceled
-
-    /// The HTTP status a client should see.
-    public var httpStatus: Int {
-        switch self {
-        case .invalidParameter, .unknownModel: return 400
-        case .unsupportedImage: return 415
-        case .corruptImage: return 422
-        case .imageTooLarge: return 413
-        case .canceled: return 409
-        }
-    }
 
     public var description: String {
         switch self {

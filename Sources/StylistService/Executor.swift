@@ -71,14 +71,8 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
             return try run(job, blobs: blobs, progress: progress)
         } catch let e as PipelineError {
             if e == .canceled { throw JobCanceled() }
-            let title: String
-            switch e.httpStatus {
-            case 413: title = "Image too large"
-            case 415: title = "Unsupported image"
-            case 422: title = "Corrupt image"
-            default: title = "Invalid parameter"
-            }
-            throw JobFailure(status: e.httpStatus, title: title, detail: e.description)
+            let (status, title) = e.problem
+            throw JobFailure(status: status, title: title, detail: e.description)
         } catch is RunCanceled {
             throw JobCanceled()
         }
