@@ -52,7 +52,7 @@ final class API: HTTPResponder, @unchecked Sendable {
     private var router = Router()
     static let ioQueue = DispatchQueue(label: "stylist.io", qos: .userInitiated, attributes: .concurrent)
 
-    static let openRoutes: Set<String> = ["/healthz", "/readyz"]
+    static let openRoutes: Set<String> = Set(["/healthz", "/readyz"]).union(WebPage.paths)
     static let jobFields: Set<String> = ["content", "style", "style_id", "model", "alpha", "style_weights",
                                          "preserve_color", "max_size", "format", "mask"]
 
@@ -94,6 +94,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         r.add("GET", "/readyz") { [unowned self] _ in try readyz() }
         r.add("GET", "/metrics") { [unowned self] _ in metricsText() }
         r.add("GET", "/openapi.yaml") { [unowned self] _ in try openAPIDocument() }
+        addWebPageRoutes(&r)   // WebPage.swift: GET /, /app.js, /app.css, /v1/styles/{id}/image
         return r
     }
 
