@@ -1,4 +1,4 @@
-/// A known family of checkpoints and how its tensor names map to ours (SPEC §1).
+/// A known family of checkpoints and how its tensor names map to ours (the safetensors names the Models module reads).
 public enum CheckpointLayout: String, CaseIterable, Sendable {
     /// pytorch-AdaIN's `vgg_normalised.pth` + `decoder.pth` (nn.Sequential indices, any width).
     case adain
@@ -33,7 +33,7 @@ public enum CheckpointLayout: String, CaseIterable, Sendable {
     }
 }
 
-/// The adain-vgg19 network's conv names (SPEC §1), shared by the VGG-based layouts.
+/// The adain-vgg19 network's conv names (as `AdaINVGG` reads them), shared by the VGG-based layouts.
 enum VGGNames {
     /// Encoder convs from conv0 up to `relu{stages}_1`, in order.
     static func encoder(stages: Int) -> [String] {

@@ -28,28 +28,25 @@ public final class Conv2D: @unchecked Sendable {
     /// F(4x4,3x3)-transformed weights, when this layer uses Winograd with 4x4 output tiles (the default).
     let winograd4: Winograd4Weights?
     /// Collapsed 2x2 weights for inputs seen through nearest 2x upsampling (see `PolyphaseWeights`),
-    /// for dense 3x3 layers narrower than `polyphaseMaxChannels`. From 64 channels Winograd wins
-    /// (cd16x 1024, decoder.conv3_4 64->64: F(4x4) 21 ms, polyphase 27 ms); at 16 polyphase does
-    /// (decoder.conv1_2 16->16, per-layer medians, `stylist bench --no-polyphase`: at 1024^2
-    /// polyphase 17.4-19.5 ms, F(4x4) 28.2-29.6; at 512^2 5.0-5.2 vs 9.5-13.5). 32 channels untested.
+    /// for dense 3x3 layers narrower than `polyphaseMaxChannels`. At 64 channels Winograd F(4x4) is
+    /// faster, at 16 polyphase is (`stylist bench --no-polyphase` compares them; BENCHMARKS.md);
+    /// 32 channels are not measured.
     let polyphase: PolyphaseWeights?
     /// Global switch for the polyphase path (tests compare both; benchmarks can turn it off).
     nonisolated(unsafe) public static var usePolyphase = true
     /// Winograd output tile for layers built from now on: 4 is F(4x4,3x3), 2 is F(2x2,3x3). F(4x4)
-    /// beats F(2x2) wherever Winograd beats direct convolution (`stylist bench --conv`, 2 cores:
-    /// 32->32 at 264^2 7.7 ms vs 9.8 ms F(2x2), 8.9 ms direct); F(2x2) stays for comparison.
+    /// beats F(2x2) wherever Winograd beats direct convolution (`stylist bench --conv` times both;
+    /// BENCHMARKS.md); F(2x2) stays for comparison.
     /// Only the chosen transform is kept (F(4x4) weights are 4x the layer's, F(2x2) 1.8x).
     nonisolated(unsafe) public static var winogradTile = 4
 
     /// Winograd task size: tiles x (in + out channels) per task (tunable for benchmarks).
     nonisolated(unsafe) public static var winogradTileBudget = 49152
 
-    /// Dense 3x3 convs with at least this many input and output channels use Winograd. Since the
-    /// micro-kernel's flat tap loop, F(4x4) wins from 16 channels (`stylist bench --conv`, 2 cores,
-    /// medians of alternating runs: 16->16 at 512^2 direct 10.2-10.8 ms, F(4x4) 7.3; at 1024^2
-    /// 52-56 vs 33; 16->32 and 32->16 at 512^2 20-24 vs 16-17.5); 12->12 at 512^2 favours F(4x4)
-    /// too, 8->8 is mixed (minimums favour direct, 2.5-2.6 vs 2.8-3.1 ms; medians split). No shipped
-    /// layer has 4-15 channels. Read when a layer is built.
+    /// Dense 3x3 convs with at least this many input and output channels use Winograd. With the
+    /// micro-kernel's flat tap loop, F(4x4) beats direct convolution from 16 channels (`stylist bench
+    /// --conv`; BENCHMARKS.md); 12 channels favour F(4x4) too, 8 are mixed. No shipped layer has
+    /// 4-15 channels. Read when a layer is built.
     nonisolated(unsafe) public static var winogradMinChannels = 16
 
     /// Dense 3x3 convs narrower than this (in or out) also get polyphase weights, used instead of
@@ -616,7 +613,7 @@ func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
 
 /// The micro-kernel specialised for a tile of `channels` (1...4) output channels. Never inlined:
 /// inside a large caller (a Winograd task, a row loop) the 12-accumulator loop loses registers
-/// (F(4x4) 128->128 at 132^2 ran 23 ms inlined against 16.5 ms as its own function).
+/// and runs markedly slower (BENCHMARKS.md, "Engine techniques").
 @inline(never)
 func convTile(channels: Int, _ args: TileArgs) {
     switch channels {

@@ -57,11 +57,10 @@ public enum EngineMemory {
 /// a MicroAST 1024 job's CPU time was system time). Bounded, so peak memory barely moves.
 final class BufferCache: @unchecked Sendable {
     static let shared = BufferCache()
-    /// Most bytes kept idle in the cache. At 192 MB, repeated cd16x and MicroAST 1024 jobs and
-    /// full-size 512 jobs dropped and re-faulted 2-6 huge buffers per run (cd16x's decoder.conv3_1:
-    /// 11 huge-page faults, ~30 ms of system time, for a 13 ms layer); at 384 MB none do, and
-    /// peak RSS did not grow (cd16x 1024 301 -> 303 MB, 4K MicroAST job 1.12 -> 1.03 GB, its
-    /// system time 4.5 -> 2.2 s), because idle buffers are reused instead of allocated beside.
+    /// Most bytes kept idle in the cache: enough that repeated jobs of the benchmarked networks and
+    /// sizes drop and re-fault no huge buffer between runs (half of it did not), without raising
+    /// peak RSS, because idle buffers are reused instead of new ones being allocated beside them
+    /// (figures in BENCHMARKS.md, "Memory").
     static let capacityBytes = 384 << 20
     private let lock = NSLock()
     private var sizes: [UnsafeMutableRawPointer: Int] = [:]   // every large live or cached buffer

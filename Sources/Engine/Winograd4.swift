@@ -45,7 +45,7 @@ extension Conv2D {
         // 36 transformed planes per tile (F(2x2) has 16): the same L2 budget holds 4/9 as many tiles.
         // At least 144 tiles (six 24-tile blocks) per task whatever the channel count: each of the
         // 36 weight matrices is streamed once per block, so wide layers need long tasks to reuse it
-        // (`stylist bench --conv 256,256,132 --conv-path f4`: ~86 ms at 42 tiles per task, ~70 ms at 144+).
+        // (`stylist bench --conv 256,256,132 --conv-path f4` shows it; BENCHMARKS.md, "Engine techniques").
         let target = max(144, Conv2D.winogradTileBudget * 4 / 9 / max(1, c + oc))
         let chunk = min(rowTiles, max(8, target / 8 * 8))
         let columnChunks = (rowTiles + chunk - 1) / chunk

@@ -1,4 +1,4 @@
-// HTTPCore design notes (the decisions SPEC §3 leaves open).
+// HTTPCore design notes (see also docs/ARCHITECTURE.md, "HTTP core").
 //
 // - One request at a time per connection: the next pipelined request is parsed only after the previous
 //   response has been written, so responses are in order by construction and `100 Continue` is never sent

@@ -272,7 +272,7 @@ public struct TLSConfiguration: Sendable {
     }
 }
 
-/// Server settings; defaults follow SPEC §3.
+/// Server settings, with the product defaults.
 public struct HTTPServerConfiguration: Sendable {
     /// Address to bind ("0.0.0.0", "::", "127.0.0.1", a host name).
     public var host = "0.0.0.0"

@@ -8,7 +8,7 @@ public struct HTTPParserLimits: Sendable, Equatable {
     public var maxBodyBytes: Int
     /// A chunk-size line with its extensions, bytes; 400 beyond.
     public var maxChunkLineBytes: Int
-    /// Limits with SPEC §3 defaults.
+    /// Limits, with the product defaults.
     public init(maxHeaderBytes: Int = 16 * 1024, maxHeaderCount: Int = 100, maxBodyBytes: Int = 25 * 1024 * 1024, maxChunkLineBytes: Int = 4096) {
         self.maxHeaderBytes = maxHeaderBytes; self.maxHeaderCount = maxHeaderCount
         self.maxBodyBytes = maxBodyBytes; self.maxChunkLineBytes = maxChunkLineBytes

@@ -25,7 +25,7 @@ public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
         let finalRelu = (st.metadata["decoder_final_relu"] ?? "false") == "true"
         self.feature = feature
         let stages = feature == "relu4_1" ? 4 : 3
-        // SPEC §1 pads adain-vgg19 inputs to multiples of 8 whatever the feature layer
+        // adain-vgg19 inputs are padded to multiples of 8 whatever the feature layer
         // (relu3_1 would only need 4); keeping one rule keeps outputs comparable across variants.
         sizeMultiple = 8
         var widths: [Int] = []
@@ -67,17 +67,16 @@ public final class AdaINVGG: StyleNetwork, @unchecked Sendable {
     }
 
     /// A direct-conv head runs in row bands for images of at least this many pixels: conv1_1's output
-    /// then stays in cache instead of going to memory and back (cd16x 1024 on 2026-11-22, before its
-    /// conv1_2 used Winograd: 73-96 ms -> 62-75 ms for the three layers). The decoder's
-    /// full-resolution tail was slower banded (95 ms against 61-83 ms) and stays whole.
+    /// then stays in cache instead of going to memory and back (BENCHMARKS.md, "Engine techniques").
+    /// The decoder's full-resolution tail is slower banded and stays whole.
     static let bandThresholdPixels = 700_000
     static let bandRows = 32
 
     /// Band height for an image of `height` x `width` (nil: whole layers). Only heads whose convs
     /// run direct are banded: bands have no Winograd path, which pays more than cache locality.
     /// Since Winograd starts at 16 channels, that leaves heads narrower than 16 channels (none of
-    /// the shipped weights: cd16x 1024's head went from 74-86 ms banded to 41-52 ms whole with
-    /// conv1_2 in F(4x4)); `RunContext.forcedBandRows` still bands any head, as the tests do.
+    /// the shipped weights: cd16x's head is faster whole, with conv1_2 in F(4x4), than banded
+    /// direct); `RunContext.forcedBandRows` still bands any head, as the tests do.
     func bandRows(height: Int, width: Int, _ ctx: RunContext) -> Int? {
         if let forced = ctx.forcedBandRows { return forced }
         guard !encoderHead.stages.contains(where: { $0.layer.conv.usesWinograd }) else { return nil }

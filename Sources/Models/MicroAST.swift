@@ -1,7 +1,7 @@
 import Engine
 
 /// MicroAST (Wang et al., AAAI 2023): light content and style encoders, AdaIN at two levels and
-/// filter modulation by per-channel signals from the style, and a light decoder (SPEC §1).
+/// filter modulation by per-channel signals from the style, and a light decoder (see docs/ARCHITECTURE.md, "Models").
 public final class MicroAST: StyleNetwork, @unchecked Sendable {
     /// One encoder (content or style): five convs and two residual blocks.
     struct Encoder {
@@ -145,7 +145,7 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
         guard alpha >= 0 && alpha <= 1 else { throw ParameterError("alpha must be in [0, 1]") }
         var parts = zip(styles, try normalisedWeights(weights, count: styles.count)).map { ($0, $1 * alpha) }
         if alpha < 1 {
-            // The content joins as one more style (SPEC §1): MicroAST's decoder cannot take raw content features.
+            // The content joins as one more style: MicroAST's decoder cannot take raw content features.
             parts.append((try encodeStyle(content, ctx), 1 - alpha))
         }
         let mix = StyleCode.blend(parts.map { (code: $0.0, weight: $0.1) })
@@ -159,7 +159,7 @@ public final class MicroAST: StyleNetwork, @unchecked Sendable {
         return try tail(y, bandRows: bands?.tail, ctx)
     }
 
-    /// Spatial control (SPEC §1): both AdaIN steps run per region, and the modulation signals are maps
+    /// Spatial control (README.md, "Spatial control"): both AdaIN steps run per region, and the modulation signals are maps
     /// (the first style's on the foreground, the second's on the background); with `alpha < 1` every
     /// signal is blended with the content's own (taken as a style over the whole image).
     public func stylize(content: Tensor, foreground: StyleCode, background: StyleCode, mask: RegionMask, alpha: Float,

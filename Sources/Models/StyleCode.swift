@@ -1,6 +1,6 @@
 /// What one style image contributes to a stylization: per-channel statistics (and, for MicroAST,
 /// modulation signals) of its encoded features. Small, serialisable, and linear: a blend of
-/// styles with weights w_i is exactly the weighted sum of their codes, which is how SPEC §1 mixes them.
+/// styles with weights w_i is exactly the weighted sum of their codes, which is how several styles are mixed.
 public struct StyleCode: Codable, Sendable, Equatable {
     /// The network family that produced it (`adain-vgg19` or `microast`).
     public var architecture: String

@@ -12,7 +12,7 @@ public protocol StyleNetwork: AnyObject, Sendable {
     /// Stylizes `content` with styles mixed by `weights` (normalised here to sum 1) at strength `alpha`.
     /// Returns the raw network output (3 channels, same size as `content`, not clamped).
     func stylize(content: Tensor, styles: [StyleCode], weights: [Float], alpha: Float, _ ctx: RunContext) throws -> Tensor
-    /// Spatial control (SPEC §1): `foreground` styles the positions `mask` sets, `background` the rest.
+    /// Spatial control (README.md, "Spatial control"): `foreground` styles the positions `mask` sets, `background` the rest.
     /// `mask` may have any size; it is sampled at pixel centres at each feature map's size, where AdaIN
     /// runs per region (content statistics over the region alone, each region with its own style).
     func stylize(content: Tensor, foreground: StyleCode, background: StyleCode, mask: RegionMask, alpha: Float,
@@ -41,7 +41,7 @@ extension StyleNetwork {
     }
 }
 
-/// AdaIN per region (SPEC §1, spatial control): the affine map of each region of `mask` from its own
+/// AdaIN per region (spatial control): the affine map of each region of `mask` from its own
 /// content statistics and its style's, blended as `alpha * regional + (1 - alpha) * blend` where
 /// `blend` is the (scale, shift) given for the whole map (identity for adain-vgg19's content
 /// features, the content's own style for MicroAST). An empty region gets zeros (it has no positions).

@@ -1,7 +1,7 @@
 import Foundation
 import ImageCodecs
 
-/// Colour preservation (SPEC §1): gives the style image the content's RGB mean and covariance with
+/// Colour preservation (`preserve_color`): gives the style image the content's RGB mean and covariance with
 /// x' = Cc^(1/2) Cs^(-1/2) (x - ms) + mc, using symmetric matrix square roots, so the stylized
 /// result keeps the photo's colours.
 public enum ColorTransfer {

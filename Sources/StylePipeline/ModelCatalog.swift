@@ -6,7 +6,7 @@ import Models
 /// networks are left out unless the catalog is made for benchmarks; any file can still be named
 /// by path.
 public final class ModelCatalog: @unchecked Sendable {
-    /// The model used when a request names none (SPEC §1).
+    /// The model used when a request names none.
     public static let defaultModel = "microast"
 
     /// The directories searched, in order.
@@ -36,7 +36,7 @@ public final class ModelCatalog: @unchecked Sendable {
         self.init(directories: [directory], includeBenchmarkOnly: includeBenchmarkOnly)
     }
 
-    /// The directories to search, in order (SPEC §5): `configured` (the first of `--models`,
+    /// The directories to search, in order: `configured` (the first of `--models`,
     /// `STYLIST_MODELS`, config `models_dir`; it must exist), the bundled `models/` next to the
     /// executable (or in `../share/stylist/models` beside its `bin/`), `./models`, then
     /// `../shared/models`. Every existing one is kept, so a configured directory adds to the

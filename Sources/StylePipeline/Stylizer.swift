@@ -3,7 +3,7 @@ import Foundation
 import ImageCodecs
 import Models
 
-/// Parameters of one stylization (SPEC §1, §2), validated by `validate(styleCount:)`.
+/// Parameters of one stylization (the job fields of openapi.yaml), validated by `validate(styleCount:)`.
 public struct StylizeOptions: Sendable, Codable, Equatable {
     /// Content-style trade-off in [0, 1]; 1 is full style.
     public var alpha: Float = 1
@@ -86,7 +86,7 @@ public struct Stylizer: Sendable {
     }
 
     /// Runs a whole stylization. `content` and style images are decoded but not yet resized.
-    /// With `mask` (any size, from `regionMask` or `decodeMask`; spatial control, SPEC §1) the first of
+    /// With `mask` (any size, from `regionMask` or `decodeMask`; spatial control) the first of
     /// exactly two styles applies where the mask is set (light) and the second elsewhere.
     /// Progress and cancellation go through `ctx` (checked between layers).
     public func stylize(content original: PlanarImage, styles: [StyleInput], mask maskRegions: RegionMask? = nil,
@@ -179,7 +179,7 @@ public struct Stylizer: Sendable {
         return t
     }
 
-    /// A mask image as regions at its own size (SPEC §1): luminance `0.299 R + 0.587 G + 0.114 B`
+    /// A mask image as regions at its own size: luminance `0.299 R + 0.587 G + 0.114 B`
     /// at or above 0.5 is the foreground (the first style), below it the background (the second).
     public static func regionMask(_ image: PlanarImage) -> RegionMask {
         let n = image.planeSize

@@ -6,7 +6,7 @@ import Jobs
 import Logging
 import StylePipeline
 
-/// The v1 API (SPEC §2) as an `HTTPResponder`: auth and routing in `preflight` (before any body
+/// The v1 API (openapi.yaml) as an `HTTPResponder`: auth and routing in `preflight` (before any body
 /// byte is read or `100 Continue` is sent), handlers in `respond`, one log line and metrics per
 /// request. Blocking work (multipart parsing, fsync'd submission, style registration) runs on a
 /// dedicated Dispatch queue, never on the Swift cooperative pool, so polls stay fast.

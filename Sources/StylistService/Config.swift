@@ -4,7 +4,7 @@ import HTTPCore
 /// The HTTP server's defaults: the one home of the HTTP limits.
 private let httpDefaults = HTTPServerConfiguration()
 
-/// Every setting of `stylist serve`, with the product defaults (SPEC §3).
+/// Every setting of `stylist serve`, with the product defaults.
 ///
 /// Precedence, lowest first: these defaults, then the JSON config file (`config/stylist.json`,
 /// or `--config FILE`, or `STYLIST_CONFIG`), then `STYLIST_*` environment variables, then
@@ -14,7 +14,7 @@ private let httpDefaults = HTTPServerConfiguration()
 ///
 /// The environment variable of a key is `STYLIST_` + the key upper-cased with `.` -> `_`
 /// (`http.max_body_bytes` -> `STYLIST_HTTP_MAX_BODY_BYTES`). Two exceptions: `models_dir` is
-/// `STYLIST_MODELS` (the name SPEC §5 gives it; like every variable it overrides the file), and
+/// `STYLIST_MODELS` (the name README.md documents; like every variable it overrides the file), and
 /// `api_keys` is a comma-separated list.
 public struct StylistConfig: Codable, Equatable, Sendable {
     /// Address to bind (`0.0.0.0` all IPv4, `::` all IPv4+IPv6, `127.0.0.1` local only).
@@ -60,7 +60,7 @@ public struct StylistConfig: Codable, Equatable, Sendable {
     /// HTTPS: both paths set turn TLS on.
     public var tls = TLS()
 
-    /// HTTP limits and timeouts (SPEC §3); the defaults are HTTPCore's own.
+    /// HTTP limits and timeouts; the defaults are HTTPCore's own.
     public struct HTTP: Equatable, Sendable {
         /// Request line + headers, bytes (431 beyond).
         public var maxHeaderBytes = httpDefaults.maxHeaderBytes

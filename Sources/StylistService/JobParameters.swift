@@ -30,7 +30,7 @@ struct JobParameters: Equatable, Sendable {
     var model: String
     var options: StylizeOptions
     var styles: [StyleSource]
-    /// Spatial control: the job has a `mask` input blob (exactly two styles, SPEC §1).
+    /// Spatial control: the job has a `mask` input blob (exactly two styles).
     var mask = false
 
     /// The record form.
@@ -98,7 +98,7 @@ struct JobParameters: Equatable, Sendable {
 /// A Float as the decimal it was written as (0.7, not 0.699999988).
 func floatJSON(_ f: Float) -> JSONValue { .double(Double("\(f)") ?? Double(f)) }
 
-/// Header-only checks of an uploaded image (SPEC §2): 415 not PNG/JPEG, 422 a corrupt header,
+/// Header-only checks of an uploaded image: 415 not PNG/JPEG, 422 a corrupt header,
 /// 413 over the megapixel limit, 400 too small once resized — all before any pixel is decoded.
 enum ImageCheck {
     /// How much of a spooled file is read for the header. A longer header (a large EXIF block,

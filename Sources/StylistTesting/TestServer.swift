@@ -6,7 +6,7 @@ import StylistService
 public enum TestPaths {
     public static let repoRoot: URL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["STYLIST_REPO"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
-    /// `STYLIST_SHARED`, else `../shared` next to the checkout (SPEC §5).
+    /// `STYLIST_SHARED`, else `../shared` next to the checkout (README.md).
     public static var shared: URL {
         if let env = ProcessInfo.processInfo.environment["STYLIST_SHARED"], !env.isEmpty { return URL(fileURLWithPath: env) }
         return repoRoot.appendingPathComponent("../shared").standardized

@@ -6,7 +6,7 @@ import XCTest
 /// The checkpoints in `../shared/models/pth` convert to exactly the shipped safetensors files.
 final class SharedCheckpointTests: XCTestCase {
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    /// `STYLIST_SHARED`, else `../shared` next to the checkout (SPEC §5).
+    /// `STYLIST_SHARED`, else `../shared` next to the checkout (README.md).
     static var shared: String { ProcessInfo.processInfo.environment["STYLIST_SHARED"] ?? repoRoot.appendingPathComponent("../shared").standardized.path }
 
     static let sets: [(files: [String], layout: CheckpointLayout, reference: String)] = [

@@ -3,10 +3,10 @@ import Foundation
 import Models
 import XCTest
 
-/// Where the shared models and golden cases live, relative to this repository (SPEC §5).
+/// Where the shared models and golden cases live, relative to this repository (README.md).
 enum SharedData {
     static let repoRoot = URL(fileURLWithPath: ProcessInfo.processInfo.environment["STYLIST_REPO"] ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
-    /// `STYLIST_SHARED`, else `../shared` next to the checkout (SPEC §5).
+    /// `STYLIST_SHARED`, else `../shared` next to the checkout (README.md).
     static var shared: String { ProcessInfo.processInfo.environment["STYLIST_SHARED"] ?? repoRoot.appendingPathComponent("../shared").standardized.path }
     static var modelsDirectory: String { shared + "/models" }
     static var goldenDirectory: String { shared + "/golden" }

@@ -3,7 +3,7 @@ import Foundation
 import Models
 import XCTest
 
-/// Spatial control (SPEC §1: two styles, one mask) against the reference's golden mask cases.
+/// Spatial control (two styles, one mask) against the reference's golden mask cases.
 enum MaskGolden {
     static var directory: String { SharedData.shared + "/golden-mask" }
     static let cases = ["microast-cornell-mask", "cd16x-goldengate-mask-a07"]

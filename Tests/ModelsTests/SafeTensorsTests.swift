@@ -85,6 +85,6 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(net.feature, "relu4_1")
         let relu31 = try ModelLoader.load(path: SharedData.modelsDirectory + "/adain-vgg19-relu31.safetensors") as! AdaINVGG
         XCTAssertEqual(relu31.widths, [64, 128, 256])
-        XCTAssertEqual(relu31.sizeMultiple, 8)   // SPEC §1: adain-vgg19 pads to multiples of 8
+        XCTAssertEqual(relu31.sizeMultiple, 8)   // adain-vgg19 pads to multiples of 8
     }
 }

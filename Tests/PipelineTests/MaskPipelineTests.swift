@@ -5,7 +5,7 @@ import Models
 import StylePipeline
 import XCTest
 
-/// Spatial control through the pipeline (SPEC §1): mask decoding, luminance, pixel-centre sampling,
+/// Spatial control through the pipeline (README.md, "Spatial control"): mask decoding, luminance, pixel-centre sampling,
 /// threshold, padding, and the two golden mask cases from their PNGs.
 final class MaskPipelineTests: XCTestCase {
     let catalog = ModelCatalog(directory: Shared.models)

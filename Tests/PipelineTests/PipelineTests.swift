@@ -8,7 +8,7 @@ import XCTest
 enum Shared {
     static let repoRoot = URL(fileURLWithPath: ProcessInfo.processInfo.environment["STYLIST_REPO"]
         ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path)
-    /// `STYLIST_SHARED`, else `../shared` next to the checkout (SPEC §5).
+    /// `STYLIST_SHARED`, else `../shared` next to the checkout (README.md).
     static var shared: String { ProcessInfo.processInfo.environment["STYLIST_SHARED"] ?? repoRoot.appendingPathComponent("../shared").standardized.path }
     static var models: String { shared + "/models" }
     static var golden: String { shared + "/golden" }

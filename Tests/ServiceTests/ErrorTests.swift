@@ -4,7 +4,7 @@ import StylistService
 import StylistTesting
 import XCTest
 
-/// Every 4xx of SPEC §2 as a client meets it, each with a problem+json body.
+/// Every 4xx of openapi.yaml as a client meets it, each with a problem+json body.
 final class ErrorTests: ServiceTestCase {
     func testBadParametersAre400() throws {
         let server = try start()

@@ -6,7 +6,7 @@ import StylistService
 import StylistTesting
 import XCTest
 
-/// Spatial control over HTTP (SPEC §1, §2): a `mask` part with exactly two styles.
+/// Spatial control over HTTP: a `mask` part with exactly two styles.
 final class MaskJobTests: ServiceTestCase {
     static var dir: String { TestPaths.shared.appendingPathComponent("golden-mask").path }
     func file(_ name: String, _ suffix: String) throws -> [UInt8] { try TestPaths.bytes("\(Self.dir)/\(name).\(suffix).png") }

@@ -23,7 +23,7 @@ final class ModelsTests: ServiceTestCase {
         XCTAssertEqual(micro["license"] as? String, "MIT")
         XCTAssertTrue((micro["source"] as? String ?? "").contains("EndyWon/MicroAST"))
         XCTAssertTrue(micro["feature"] is NSNull)
-        XCTAssertEqual(Double(micro["parameters"] as? Int ?? 0) / 1e6, 0.47, accuracy: 0.005)   // SPEC §1: 0.47 M
+        XCTAssertEqual(Double(micro["parameters"] as? Int ?? 0) / 1e6, 0.47, accuracy: 0.005)   // MicroAST has 0.47 M parameters
 
         let cd16x = try XCTUnwrap(byName["adain-vgg19-cd16x"])
         XCTAssertEqual(cd16x["architecture"] as? String, "adain-vgg19")
