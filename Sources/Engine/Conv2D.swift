@@ -23,8 +23,6 @@ public final class Conv2D: @unchecked Sendable {
     let packed: UnsafeMutablePointer<Float>
     let packedCount: Int
     let biasValues: UnsafeMutablePointer<Float>
-    /// F(2x2,3x3)-transformed weights, when this layer uses Winograd with 2x2 output tiles.
-    let winograd: WinogradWeights?
     /// F(4x4,3x3)-transformed weights, when this layer uses Winograd with 4x4 output tiles (the default).
     let winograd4: Winograd4Weights?
     /// Collapsed 2x2 weights for inputs seen through nearest 2x upsampling (see `PolyphaseWeights`),
@@ -34,11 +32,6 @@ public final class Conv2D: @unchecked Sendable {
     let polyphase: PolyphaseWeights?
     /// Global switch for the polyphase path (tests compare both; benchmarks can turn it off).
     nonisolated(unsafe) public static var usePolyphase = true
-    /// Winograd output tile for layers built from now on: 4 is F(4x4,3x3), 2 is F(2x2,3x3). F(4x4)
-    /// beats F(2x2) wherever Winograd beats direct convolution (`stylist bench --conv` times both;
-    /// BENCHMARKS.md); F(2x2) stays for comparison.
-    /// Only the chosen transform is kept (F(4x4) weights are 4x the layer's, F(2x2) 1.8x).
-    nonisolated(unsafe) public static var winogradTile = 4
 
     /// Winograd task size: tiles x (in + out channels) per task (tunable for benchmarks).
     nonisolated(unsafe) public static var winogradTileBudget = 49152
@@ -82,11 +75,9 @@ public final class Conv2D: @unchecked Sendable {
         let pad = padding ?? kernel / 2
         let dense3x3 = kernel == 3 && stride == 1 && groups == 1 && pad == 1
         let winogradEligible = dense3x3 && min(inChannels, outChannels) >= Conv2D.winogradMinChannels
-        winograd = winogradEligible && Conv2D.winogradTile == 2
-            ? WinogradWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         polyphase = dense3x3 && min(inChannels, outChannels) < Conv2D.polyphaseMaxChannels
             ? PolyphaseWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
-        winograd4 = winogradEligible && Conv2D.winogradTile != 2
+        winograd4 = winogradEligible
             ? Winograd4Weights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         packedCount = weight.count
         packed = .allocate(capacity: packedCount)
@@ -116,13 +107,12 @@ public final class Conv2D: @unchecked Sendable {
     deinit {
         packed.deallocate()
         biasValues.deallocate()
-        winograd?.deallocate()
         winograd4?.deallocate()
         polyphase?.deallocate()
     }
 
     /// Whole-tensor runs of this layer use Winograd (band runs never do).
-    public var usesWinograd: Bool { (winograd != nil || winograd4 != nil) && Conv2D.useWinograd }
+    public var usesWinograd: Bool { winograd4 != nil && Conv2D.useWinograd }
 
     /// Output spatial size for an input of `height` x `width`.
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
@@ -194,8 +184,6 @@ public final class Conv2D: @unchecked Sendable {
             runPolyphase(input.tensor, polyphase, into: out)
         } else if let winograd4, Conv2D.useWinograd {
             runWinograd4(input, winograd4, into: out)
-        } else if let winograd, Conv2D.useWinograd {
-            runWinograd(input, winograd, into: out)
         } else if groups > 1 {
             runGroupedPlanes(input, into: out, outputRows: 0..<ho)
         } else {

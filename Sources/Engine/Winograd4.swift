@@ -1,7 +1,7 @@
 /// Winograd F(4x4, 3x3) for dense 3x3 convolutions (stride 1, reflection pad 1): 36 multiplies per
-/// 4x4 output tile instead of 144 (4x fewer than direct, 1.78x fewer than F(2x2,3x3)), with the
-/// standard interpolation points 0, +-1, +-2 (Lavin & Gray 2016). Same structure as F(2x2,3x3):
-/// input transform over 8 tiles per SIMD op, 36 matrix products on the conv micro-kernel, output
+/// 4x4 output tile instead of 144 (4x fewer than direct), with the standard interpolation points
+/// 0, +-1, +-2 (Lavin & Gray 2016): input transform over 8 tiles per SIMD op, 36 matrix products
+/// on the conv micro-kernel, output
 /// transform with bias and activation. Transforms of the weights are computed in double precision.
 struct Winograd4Weights {
     /// U[xi] packed per xi (36 of them) as [oc tile of 4][ic][tile].
@@ -42,7 +42,7 @@ extension Conv2D {
         let c = inChannels, oc = outChannels
         let tilesX = (w + 3) / 4, tilesY = (h + 3) / 4
         let rowTiles = (tilesX + 7) / 8 * 8
-        // 36 transformed planes per tile (F(2x2) has 16): the same L2 budget holds 4/9 as many tiles.
+        // 36 transformed planes per tile: the task budget (in 16-plane units) holds 4/9 as many tiles.
         // At least 144 tiles (six 24-tile blocks) per task whatever the channel count: each of the
         // 36 weight matrices is streamed once per block, so wide layers need long tasks to reuse it
         // (`stylist bench --conv 256,256,132 --conv-path f4` shows it; BENCHMARKS.md, "Engine techniques").
@@ -242,6 +242,30 @@ func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8
             } else {
                 for k in 0..<max(0, width - x0) { row[x0 + k] = all[k] }
             }
+        }
+    }
+}
+
+/// `points` matrix products M[xi] (oc x tiles) = U[xi] (oc x c) * V[xi] (c x tiles) on the conv
+/// micro-kernel (36 points for F(4x4)): U[xi] packed like the kernel's
+/// weights ([oc tile of 4][c][tile]), V[xi] and M[xi] rows `stride` floats apart.
+@inline(__always)
+func winogradProducts(points: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                      c: Int, oc: Int, stride: Int, tiles: Int, offsets: TapOffsets) {
+    let bias = zeroBias                          // a global: read once, not a lazy-init check per tile
+    for xi in 0..<points {
+        let vx = v + xi * c * stride, ux = u + xi * oc * c
+        var x0 = 0
+        while x0 < tiles {
+            let valid = min(Conv2D.tilePixels, tiles - x0)
+            var t0 = 0
+            while t0 < oc {
+                let tile = min(Conv2D.tileChannels, oc - t0)
+                convTile(channels: tile, TileArgs(src: vx + x0, offsets: offsets.pointer, taps: offsets.count, weights: ux + t0 * c, out: m + (xi * oc + t0) * stride + x0,
+                                                  outStride: stride, bias: bias, relu: false, valid: valid))
+                t0 += tile
+            }
+            x0 += Conv2D.tilePixels
         }
     }
 }

@@ -41,11 +41,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("conv"), help: ArgumentHelp("Time one 3x3 (or K x K) conv layer instead of a model: IN,OUT,SIZE[,K], every path side by side.", valueName: "in,out,size[,k]"))
     var convLayer: String?
 
-    @Option(name: .customLong("conv-path"), help: ArgumentHelp("With --conv: time only this path (direct, f2 or f4).", visibility: .hidden))
+    @Option(name: .customLong("conv-path"), help: ArgumentHelp("With --conv: time only this path (direct or f4).", visibility: .hidden))
     var convPath: String?
 
-    @Option(name: .customLong("winograd-tile"), help: "Winograd output tile: 4 (F(4x4,3x3), default) or 2 (F(2x2,3x3)).")
-    var winogradTile: Int = 4
 
     @Flag(name: .customLong("no-winograd"), help: "Direct convolution only (for comparison).")
     var noWinograd = false
@@ -80,8 +78,6 @@ struct BenchCommand: ParsableCommand {
             if noWinograd { Conv2D.useWinograd = false }
             if noPolyphase { Conv2D.usePolyphase = false }
             if let winogradMinChannels { Conv2D.winogradMinChannels = max(1, winogradMinChannels) }
-            guard winogradTile == 2 || winogradTile == 4 else { throw CLIError("--winograd-tile must be 2 or 4") }
-            Conv2D.winogradTile = winogradTile
             if let convLayer { try benchConvLayer(convLayer); return }
             let catalog = try commandLineCatalog(models: models, includeBenchmarkOnly: true)
             let network = try catalog.network(named: model)
@@ -157,7 +153,7 @@ struct BenchCommand: ParsableCommand {
 
 extension BenchCommand {
     /// The layer microbenchmark: one conv with random weights on a random SIZE x SIZE input, each
-    /// applicable path (direct, Winograd F(2x2), F(4x4)) timed in alternation, GFLOP/s in direct-conv FLOPs.
+    /// applicable path (direct, Winograd F(4x4)) timed in alternation, GFLOP/s in direct-conv FLOPs.
     func benchConvLayer(_ spec: String) throws {
         let parts = spec.split(separator: ",").compactMap { Int($0) }
         guard parts.count == 3 || parts.count == 4, parts.allSatisfy({ $0 > 0 }) else { throw CLIError("--conv wants IN,OUT,SIZE[,K]") }
@@ -167,20 +163,13 @@ extension BenchCommand {
         let weight = (0..<(oc * c * k * k)).map { _ in Float.random(in: -scale...scale, using: &rng) }
         let bias = (0..<oc).map { _ in Float.random(in: -0.1...0.1, using: &rng) }
         Conv2D.winogradMinChannels = 1
-        func build(tile: Int) -> Conv2D {
-            Conv2D.winogradTile = tile
-            return Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: k, activation: .relu)
-        }
         let input = Tensor(channels: c, height: n, width: n, values: (0..<(c * n * n)).map { _ in Float.random(in: 0...1, using: &rng) })
-        let f4 = build(tile: 4)
+        let f4 = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: k, activation: .relu)
         var paths: [(String, Conv2D, Bool)] = [("direct", f4, false)]
-        if k == 3 && !noWinograd {
-            paths.append(("winograd F(2x2)", build(tile: 2), true))
-            paths.append(("winograd F(4x4)", f4, true))
-        }
+        if k == 3 && !noWinograd { paths.append(("winograd F(4x4)", f4, true)) }
         if let convPath {
-            let names = ["direct": "direct", "f2": "winograd F(2x2)", "f4": "winograd F(4x4)"]
-            guard let name = names[convPath] else { throw CLIError("--conv-path must be direct, f2 or f4") }
+            let names = ["direct": "direct", "f4": "winograd F(4x4)"]
+            guard let name = names[convPath] else { throw CLIError("--conv-path must be direct or f4") }
             paths = paths.filter { $0.0 == name }
         }
         let conv = f4
