@@ -30,24 +30,12 @@ public final class Conv2D: @unchecked Sendable {
     /// faster, at 16 polyphase is (`stylist bench --no-polyphase` compares them; BENCHMARKS.md);
     /// 32 channels are not measured.
     let polyphase: PolyphaseWeights?
-    /// Global switch for the polyphase path (tests compare both; benchmarks can turn it off).
-    nonisolated(unsafe) public static var usePolyphase = true
-
-    /// Winograd task size: tiles x (in + out channels) per task (tunable for benchmarks).
-    nonisolated(unsafe) public static var winogradTileBudget = 49152
-
-    /// Dense 3x3 convs with at least this many input and output channels use Winograd. With the
-    /// micro-kernel's flat tap loop, F(4x4) beats direct convolution from 16 channels (`stylist bench
-    /// --conv`; BENCHMARKS.md); 12 channels favour F(4x4) too, 8 are mixed. No shipped layer has
-    /// 4-15 channels. Read when a layer is built.
-    nonisolated(unsafe) public static var winogradMinChannels = 16
+    /// The paths this layer may take (fixed when it is built).
+    public let options: EngineOptions
 
     /// Dense 3x3 convs narrower than this (in or out) also get polyphase weights, used instead of
     /// Winograd for nearest-upsampled inputs (2.25x fewer FLOPs at direct-conv speed).
     static let polyphaseMaxChannels = 32
-
-    /// Global switch for Winograd (tests compare both paths; benchmarks can turn it off).
-    nonisolated(unsafe) public static var useWinograd = true
 
     static let tileChannels = 4
     static let tileVectors = 3
@@ -57,7 +45,9 @@ public final class Conv2D: @unchecked Sendable {
 
     /// `weight` is OIHW with I = inChannels / groups (PyTorch's layout); `padding` defaults to kernel / 2.
     public init(weight: [Float], bias: [Float], inChannels: Int, outChannels: Int, kernel: Int,
-                stride: Int = 1, groups: Int = 1, padding: Int? = nil, activation: Activation = .none) {
+                stride: Int = 1, groups: Int = 1, padding: Int? = nil, activation: Activation = .none,
+                options: EngineOptions = EngineOptions()) {
+        self.options = options
         precondition(kernel >= 1 && stride >= 1 && groups >= 1, "bad conv geometry")
         precondition(inChannels % groups == 0 && outChannels % groups == 0, "channels not divisible by groups")
         self.inChannels = inChannels
@@ -74,8 +64,8 @@ public final class Conv2D: @unchecked Sendable {
         precondition(bias.count == outChannels, "bias count \(bias.count) != \(outChannels)")
         let pad = padding ?? kernel / 2
         let dense3x3 = kernel == 3 && stride == 1 && groups == 1 && pad == 1
-        let winogradEligible = dense3x3 && min(inChannels, outChannels) >= Conv2D.winogradMinChannels
-        polyphase = dense3x3 && min(inChannels, outChannels) < Conv2D.polyphaseMaxChannels
+        let winogradEligible = options.winograd && dense3x3 && min(inChannels, outChannels) >= options.winogradMinChannels
+        polyphase = options.polyphase && dense3x3 && min(inChannels, outChannels) < Conv2D.polyphaseMaxChannels
             ? PolyphaseWeights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
         winograd4 = winogradEligible
             ? Winograd4Weights(weight: weight, inChannels: inChannels, outChannels: outChannels) : nil
@@ -112,7 +102,7 @@ public final class Conv2D: @unchecked Sendable {
     }
 
     /// Whole-tensor runs of this layer use Winograd (band runs never do).
-    public var usesWinograd: Bool { winograd4 != nil && Conv2D.useWinograd }
+    public var usesWinograd: Bool { winograd4 != nil }
 
     /// Output spatial size for an input of `height` x `width`.
     public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
@@ -179,10 +169,10 @@ public final class Conv2D: @unchecked Sendable {
         precondition(input.tensor.channels == inChannels, "conv expects \(inChannels) channels, got \(input.tensor.shapeDescription)")
         let (ho, wo) = outputSize(height: input.height, width: input.width)
         let out = Tensor(channels: outChannels, height: ho, width: wo)
-        if let polyphase, Conv2D.usePolyphase, input.mode == .nearest2x, input.rowOffset == 0,
+        if let polyphase, input.mode == .nearest2x, input.rowOffset == 0,
            input.fullHeight == input.tensor.height, input.tensor.height >= 2, input.tensor.width >= 2 {
             runPolyphase(input.tensor, polyphase, into: out)
-        } else if let winograd4, Conv2D.useWinograd {
+        } else if let winograd4 {
             runWinograd4(input, winograd4, into: out)
         } else if groups > 1 {
             runGroupedPlanes(input, into: out, outputRows: 0..<ho)
@@ -196,7 +186,7 @@ public final class Conv2D: @unchecked Sendable {
     /// On the F(4x4) path the pool is taken in the output transform and the full-size output is never
     /// written; other paths convolve, then pool.
     public func pooled(_ input: Tensor) -> Tensor {
-        guard let winograd4, Conv2D.useWinograd, input.channels == inChannels else { return Ops.maxPool2x2(self(input)) }
+        guard let winograd4, input.channels == inChannels else { return Ops.maxPool2x2(self(input)) }
         let out = Tensor(channels: outChannels, height: (input.height + 1) / 2, width: (input.width + 1) / 2)
         runWinograd4(ConvInput(input), winograd4, into: out, pooled: true)
         return out

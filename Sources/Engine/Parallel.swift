@@ -3,8 +3,30 @@ import Foundation
 
 /// Splits loops across the machine's cores; one job uses every core.
 public enum Parallel {
-    /// Worker count for engine loops (defaults to the active processor count; settable for tests and benchmarks).
-    nonisolated(unsafe) public static var threadCount: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// The machine's cores: one job's loops use all of them unless `withThreads` says otherwise.
+    public static let coreCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Per-thread worker limit set by `withThreads` (a thread-local: nothing shared to mutate).
+    private static let limitKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// Workers for loops started on the calling thread: `coreCount`, or the `withThreads` limit.
+    public static var threadCount: Int {
+        let limit = Int(bitPattern: pthread_getspecific(limitKey))
+        return limit > 0 ? limit : coreCount
+    }
+
+    /// Runs `body` with the engine loops it starts on this thread limited to `threads` workers
+    /// (for benchmarks); the previous limit is restored afterwards.
+    public static func withThreads<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
+        let previous = pthread_getspecific(limitKey)
+        pthread_setspecific(limitKey, UnsafeRawPointer(bitPattern: max(1, threads)))
+        defer { pthread_setspecific(limitKey, previous) }
+        return try body()
+    }
 
     /// Runs `body(range)` over contiguous chunks of `0..<count`, in parallel when worth it.
     /// `minChunk` is the smallest number of iterations worth a thread hop.

@@ -46,7 +46,7 @@ extension Conv2D {
         // At least 144 tiles (six 24-tile blocks) per task whatever the channel count: each of the
         // 36 weight matrices is streamed once per block, so wide layers need long tasks to reuse it
         // (`stylist bench --conv 256,256,132 --conv-path f4` shows it; BENCHMARKS.md, "Engine techniques").
-        let target = max(144, Conv2D.winogradTileBudget * 4 / 9 / max(1, c + oc))
+        let target = max(144, options.winogradTaskBudget * 4 / 9 / max(1, c + oc))
         let chunk = min(rowTiles, max(8, target / 8 * 8))
         let columnChunks = (rowTiles + chunk - 1) / chunk
         let rowsWanted = max(1, min(tilesY, target / max(1, min(chunk, tilesX))))

@@ -19,6 +19,8 @@ public struct SafeTensors: Sendable {
 
     /// `__metadata__` string map.
     public let metadata: [String: String]
+    /// How layers built from these weights run (`conv` hands it to each layer).
+    public var engineOptions = EngineOptions()
     /// Entries by tensor name.
     public let entries: [String: Entry]
     private let bytes: [UInt8]
@@ -182,6 +184,6 @@ extension SafeTensors {
         let b = try floats(prefix + ".bias", shape: [outChannels])
         return Conv2DLayer(name: prefix, conv: Conv2D(weight: w, bias: b, inChannels: inChannels, outChannels: outChannels,
                                                       kernel: kernel, stride: stride, groups: groups, padding: padding,
-                                                      activation: activation))
+                                                      activation: activation, options: engineOptions))
     }
 }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Models
 
@@ -16,9 +17,13 @@ public final class ModelCatalog: @unchecked Sendable {
     private let lock = NSLock()
     private var loaded: [String: StyleNetwork] = [:]
 
+    /// How the networks' layers are built (benchmarks and tests pass their own).
+    public let engineOptions: EngineOptions
+
     /// Scans `directories` (in order) for `*.safetensors` files; unreadable files are skipped.
-    public init(directories: [String], includeBenchmarkOnly: Bool = false) {
+    public init(directories: [String], includeBenchmarkOnly: Bool = false, engineOptions: EngineOptions = EngineOptions()) {
         self.directories = directories
+        self.engineOptions = engineOptions
         var byName: [String: ModelInfo] = [:]
         for dir in directories {
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
@@ -98,7 +103,7 @@ public final class ModelCatalog: @unchecked Sendable {
         }
         let network: StyleNetwork
         do {
-            network = try ModelLoader.load(path: path)
+            network = try ModelLoader.load(path: path, options: engineOptions)
         } catch {
             throw PipelineError.unknownModel("model '\(name)' cannot be loaded: \(error)")
         }

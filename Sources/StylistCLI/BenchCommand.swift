@@ -72,14 +72,21 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try Parallel.withThreads(threads ?? Parallel.coreCount) { try benchmark() }
+        }
+    }
+
+    /// The benchmark itself, run with the engine's loops limited to `--threads`.
+    func benchmark() throws {
+        do {
             guard size >= 16, runs >= 1 else { throw CLIError("--size must be >= 16 and --runs >= 1") }
-            if let threads { Parallel.threadCount = max(1, threads) }
-            if let winogradBudget { Conv2D.winogradTileBudget = max(1, winogradBudget) }
-            if noWinograd { Conv2D.useWinograd = false }
-            if noPolyphase { Conv2D.usePolyphase = false }
-            if let winogradMinChannels { Conv2D.winogradMinChannels = max(1, winogradMinChannels) }
-            if let convLayer { try benchConvLayer(convLayer); return }
-            let catalog = try commandLineCatalog(models: models, includeBenchmarkOnly: true)
+            var options = EngineOptions()
+            if let winogradBudget { options.winogradTaskBudget = max(1, winogradBudget) }
+            if noWinograd { options.winograd = false }
+            if noPolyphase { options.polyphase = false }
+            if let winogradMinChannels { options.winogradMinChannels = max(1, winogradMinChannels) }
+            if let convLayer { try benchConvLayer(convLayer, options: options); return }
+            let catalog = try commandLineCatalog(models: models, includeBenchmarkOnly: true, engineOptions: options)
             let network = try catalog.network(named: model)
             let content = try benchInput("content/cornell.jpg", catalog: catalog)
             let style = try benchInput("style/woman_with_hat_matisse.jpg", catalog: catalog)
@@ -154,7 +161,7 @@ struct BenchCommand: ParsableCommand {
 extension BenchCommand {
     /// The layer microbenchmark: one conv with random weights on a random SIZE x SIZE input, each
     /// applicable path (direct, Winograd F(4x4)) timed in alternation, GFLOP/s in direct-conv FLOPs.
-    func benchConvLayer(_ spec: String) throws {
+    func benchConvLayer(_ spec: String, options: EngineOptions) throws {
         let parts = spec.split(separator: ",").compactMap { Int($0) }
         guard parts.count == 3 || parts.count == 4, parts.allSatisfy({ $0 > 0 }) else { throw CLIError("--conv wants IN,OUT,SIZE[,K]") }
         let (c, oc, n, k) = (parts[0], parts[1], parts[2], parts.count == 4 ? parts[3] : 3)
@@ -162,22 +169,25 @@ extension BenchCommand {
         let scale = Float(1 / Double(c * k * k).squareRoot())
         let weight = (0..<(oc * c * k * k)).map { _ in Float.random(in: -scale...scale, using: &rng) }
         let bias = (0..<oc).map { _ in Float.random(in: -0.1...0.1, using: &rng) }
-        Conv2D.winogradMinChannels = 1
         let input = Tensor(channels: c, height: n, width: n, values: (0..<(c * n * n)).map { _ in Float.random(in: 0...1, using: &rng) })
-        let f4 = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: k, activation: .relu)
-        var paths: [(String, Conv2D, Bool)] = [("direct", f4, false)]
-        if k == 3 && !noWinograd { paths.append(("winograd F(4x4)", f4, true)) }
+        func build(winograd: Bool) -> Conv2D {
+            var o = options
+            o.winograd = winograd
+            o.winogradMinChannels = 1
+            return Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: k, activation: .relu, options: o)
+        }
+        let direct = build(winograd: false)
+        var paths: [(String, Conv2D)] = [("direct", direct)]
+        if k == 3 && !noWinograd { paths.append(("winograd F(4x4)", build(winograd: true))) }
         if let convPath {
             let names = ["direct": "direct", "f4": "winograd F(4x4)"]
             guard let name = names[convPath] else { throw CLIError("--conv-path must be direct or f4") }
             paths = paths.filter { $0.0 == name }
         }
-        let conv = f4
-        let flops = conv.flops(outputHeight: n, outputWidth: n)
+        let flops = direct.flops(outputHeight: n, outputWidth: n)
         var times = Array(repeating: [Double](), count: paths.count)
         for round in 0...runs {
             for (i, path) in paths.enumerated() {
-                Conv2D.useWinograd = path.2
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = path.1(input)
                 if round > 0 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }

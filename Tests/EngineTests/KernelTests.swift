@@ -194,7 +194,6 @@ final class WinogradTests: XCTestCase {
             let conv = Conv2D(weight: rng.floats(oc * c * 9), bias: rng.floats(oc), inChannels: c, outChannels: oc,
                               kernel: 3, activation: relu ? .relu : .none)
             XCTAssertNotNil(conv.winograd4, "\(c)->\(oc) should take the F(4x4) path, or the test compares conv+pool with itself")
-            XCTAssertTrue(Conv2D.useWinograd)
             let fused = conv.pooled(x)
             let ref = Ops.maxPool2x2(conv(x))
             XCTAssertEqual([fused.channels, fused.height, fused.width], [oc, (h + 1) / 2, (w + 1) / 2])
@@ -210,20 +209,18 @@ final class WinogradTests: XCTestCase {
             let weight = rng.floats(oc * c * 9), bias = rng.floats(oc)
             let ref = naiveConv(x.values, c: c, h: h, w: w, weight: weight, bias: bias, oc: oc, k: 3, stride: 1, groups: 1, pad: 1, relu: true)
             // Small layers too: the production threshold (16 channels) would send some to the direct path.
-            let minChannels = Conv2D.winogradMinChannels
-            Conv2D.winogradMinChannels = 1
-            defer { Conv2D.winogradMinChannels = minChannels }
-            Conv2D.useWinograd = true
-            let conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu)
+            var options = EngineOptions()
+            options.winogradMinChannels = 1
+            let conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu, options: options)
+            options.winograd = false
+            let direct = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu, options: options)
             XCTAssertNotNil(conv.winograd4, "F(4x4) not built")
             let fast = conv(x)
             // F(4x4) rounds a little more than direct (its transforms scale by up to 8): bound relative to the output size.
             let scale = max(1, ref.values.map(abs).max()!)
             XCTAssertLessThan(maxAbsDiff(fast.values, ref.values), 3e-5 * scale, "F(4x4) \(c)->\(oc) \(h)x\(w)")
             let up = conv(ConvInput(x, mode: .nearest2x))
-            Conv2D.useWinograd = false
-            let upDirect = conv(ConvInput(x, mode: .nearest2x))
-            Conv2D.useWinograd = true
+            let upDirect = direct(ConvInput(x, mode: .nearest2x))
             XCTAssertLessThan(maxAbsDiff(up.values, upDirect.values), 3e-5 * max(1, upDirect.values.map(abs).max()!))
         }
     }
@@ -236,14 +233,14 @@ final class PolyphaseTests: XCTestCase {
         var rng = SplitMix(state: 77)
         for (c, oc, h, w) in [(3, 5, 2, 2), (16, 16, 7, 13), (5, 3, 9, 30), (16, 24, 4, 25), (64, 8, 3, 2)] {
             let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
-            let conv = Conv2D(weight: rng.floats(oc * c * 9), bias: rng.floats(oc), inChannels: c, outChannels: oc, kernel: 3, activation: .relu)
+            let weight = rng.floats(oc * c * 9), bias = rng.floats(oc)
+            let conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu)
             XCTAssertNotNil(conv.polyphase)
             let fast = conv(ConvInput(x, mode: .nearest2x))
-            Conv2D.usePolyphase = false
-            Conv2D.useWinograd = false
-            let reference = conv(Ops.upsampleNearest2x(x))
-            Conv2D.usePolyphase = true
-            Conv2D.useWinograd = true
+            var plain = EngineOptions()
+            plain.polyphase = false
+            plain.winograd = false
+            let reference = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu, options: plain)(Ops.upsampleNearest2x(x))
             XCTAssertEqual(fast.shapeDescription, reference.shapeDescription)
             XCTAssertLessThan(maxAbsDiff(fast.values, reference.values), 2e-5 * max(1, reference.values.map(abs).max()!), "\(c)->\(oc) \(h)x\(w)")
         }

@@ -1,0 +1,18 @@
+/// How the engine builds and runs layers: handed to each layer when it is built (the networks
+/// pass theirs down), so tests and `stylist bench` choose paths without touching shared state.
+public struct EngineOptions: Sendable, Equatable {
+    /// Dense 3x3 convs may use Winograd F(4x4) (off: direct convolution everywhere, for comparison).
+    public var winograd = true
+    /// Dense 3x3 convs with at least this many input and output channels use Winograd. With the
+    /// micro-kernel's flat tap loop, F(4x4) beats direct convolution from 16 channels (`stylist
+    /// bench --conv`; BENCHMARKS.md); 12 channels favour F(4x4) too, 8 are mixed. No shipped layer
+    /// has 4-15 channels.
+    public var winogradMinChannels = 16
+    /// Narrow dense 3x3 convs of nearest-upsampled inputs take the polyphase path.
+    public var polyphase = true
+    /// Winograd task size: tiles x (in + out channels) per task.
+    public var winogradTaskBudget = 49152
+
+    /// The product's choices.
+    public init() {}
+}
