@@ -47,6 +47,8 @@ final class API: HTTPResponder, @unchecked Sendable {
     let logger: Logger
     let spoolDirectory: String
     let openAPI: [UInt8]?
+    /// SHA-256 (hex) of each configured API key, computed once: requests compare digests.
+    let keyDigests: [[UInt8]]
     private let stateLock = NSLock()
     private var _draining = false
     private var router = Router()
@@ -66,6 +68,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         self.logger = logger
         self.spoolDirectory = spoolDirectory
         self.openAPI = openAPI
+        keyDigests = config.apiKeys.map { Array(SHA256Digest.hex(Array($0.utf8)).utf8) }
         router = makeRouter()
     }
 
@@ -196,7 +199,7 @@ final class API: HTTPResponder, @unchecked Sendable {
             // Digests of equal length are compared, so the time taken says nothing of a key's length.
             let given = Array(SHA256Digest.hex(Array(parts[1].trimmingCharacters(in: .whitespaces).utf8)).utf8)
             var ok = false
-            for key in config.apiKeys where Self.constantTimeEqual(given, Array(SHA256Digest.hex(Array(key.utf8)).utf8)) { ok = true }
+            for key in keyDigests where Self.constantTimeEqual(given, key) { ok = true }
             if ok { return nil }
         }
         return APIError(401, "The API key is not valid.",

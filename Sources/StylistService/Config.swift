@@ -266,8 +266,6 @@ extension StylistConfig {
         optionalText("tls.key", \.tls.key),
     ]
 
-    /// Names of the environment variables `load` reads, with the key each one sets.
-    public static let environmentVariables: [(variable: String, key: String)] = settings.map { ($0.env, $0.key) }
 
     public init(from decoder: Decoder) throws {
         self.init()
