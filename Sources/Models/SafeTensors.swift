@@ -37,8 +37,7 @@ public struct SafeTensors: Sendable {
     /// Parses and validates bytes; `name` is used in messages.
     public init(bytes: [UInt8], name: String = "weights") throws {
         guard bytes.count >= 8 else { throw WeightsError("\(name): truncated file (\(bytes.count) bytes, no header length)") }
-        var headerLength: UInt64 = 0
-        for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        let headerLength = Self.headerLength(bytes[0..<8])
         guard headerLength <= UInt64(bytes.count - 8), headerLength <= 100_000_000 else {
             throw WeightsError("\(name): truncated file (header length \(headerLength) exceeds the \(bytes.count - 8) bytes present)")
         }
@@ -109,14 +108,18 @@ public struct SafeTensors: Sendable {
         return Int(number.int64Value)
     }
 
+    /// The little-endian header length that opens a file.
+    static func headerLength(_ prefix: ArraySlice<UInt8>) -> UInt64 {
+        prefix.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    }
+
     /// The metadata and tensor shapes of a file, reading only its header (for listing models).
     public static func header(atPath path: String) throws -> (metadata: [String: String], entries: [String: Entry]) {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw WeightsError("cannot read weights file \(path)") }
         defer { try? handle.close() }
         let prefix = [UInt8](handle.readData(ofLength: 8))
         guard prefix.count == 8 else { throw WeightsError("\(path): truncated file (no header length)") }
-        var headerLength: UInt64 = 0
-        for i in 0..<8 { headerLength |= UInt64(prefix[i]) << (8 * UInt64(i)) }
+        let headerLength = Self.headerLength(prefix[0..<8])
         let fileSize = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         guard headerLength <= UInt64(max(0, fileSize - 8)), headerLength <= 100_000_000 else {
             throw WeightsError("\(path): truncated file (header length \(headerLength) exceeds the file)")
