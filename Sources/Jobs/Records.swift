@@ -118,8 +118,14 @@ public struct JobSnapshot: Sendable, Equatable {
     public var record: JobRecord
     /// 1-based position in the queue (1 = the next job a worker takes); nil unless queued.
     public var queuePosition: Int?
-    /// Increases on every observable change (status, progress, queue position) in this process.
+    /// Increases on every observable change (status, progress, queue position).
     public var version: UInt64
+    /// A snapshot.
+    public init(record: JobRecord, queuePosition: Int?, version: UInt64) {
+        self.record = record
+        self.queuePosition = queuePosition
+        self.version = version
+    }
 }
 
 /// The small marker left after a job expired, so the app can answer 410 instead of 404.
@@ -165,6 +171,11 @@ public struct QueueFull: Error, Sendable, Equatable {
     public let retryAfter: Int
     /// The configured capacity.
     public let capacity: Int
+    /// `submit` refused at `capacity`; retry after `retryAfter` seconds.
+    public init(retryAfter: Int, capacity: Int) {
+        self.retryAfter = retryAfter
+        self.capacity = capacity
+    }
 }
 
 /// `submit` refused: the idempotency key was used for a different request (answer 422).
@@ -173,15 +184,35 @@ public struct IdempotencyKeyReused: Error, Sendable, Equatable {
     public let key: String
     /// The job created with it earlier.
     public let existingJobID: String
+    /// `key` was used for job `existingJobID` with another request.
+    public init(key: String, existingJobID: String) {
+        self.key = key
+        self.existingJobID = existingJobID
+    }
 }
 
 /// `submit` refused: the job system is shutting down (answer 503).
-public struct JobSystemShuttingDown: Error, Sendable, Equatable {}
+public struct JobSystemShuttingDown: Error, Sendable, Equatable {
+    /// Creates the error.
+    public init() {}
+}
+
+/// The job store (a database) cannot be reached right now; the request may be retried.
+public struct JobStoreUnavailable: Error, Sendable, CustomStringConvertible {
+    /// What failed, for the log (never shown to clients).
+    public let reason: String
+    /// Creates the error.
+    public init(reason: String) { self.reason = reason }
+    /// The reason.
+    public var description: String { "job store unavailable: \(reason)" }
+}
 
 /// A blob or input name that is not a safe path component.
 public struct InvalidBlobName: Error, Sendable, Equatable {
     /// The rejected name.
     public let name: String
+    /// `name` is not a safe blob name.
+    public init(name: String) { self.name = name }
 }
 
 /// Thrown by an executor that noticed `JobProgress.isCanceled`; the job becomes `canceled`.

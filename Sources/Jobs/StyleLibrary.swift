@@ -27,6 +27,21 @@ public struct StyleRecord: Codable, Sendable, Equatable {
     public var derived: [String: String]
     /// Who may see and use the style (the app's opaque client identity); nil: anyone.
     public var owner: String?
+
+    /// A new style's record (no derived data yet).
+    public init(id: String, metadata: StyleMetadata, createdAt: Date, imageBlob: String, imageSize: Int?, imageSHA256: String?) {
+        self.id = id
+        name = metadata.name
+        self.createdAt = createdAt
+        width = metadata.width
+        height = metadata.height
+        contentType = metadata.contentType
+        self.imageBlob = imageBlob
+        self.imageSize = imageSize
+        self.imageSHA256 = imageSHA256
+        derived = [:]
+        owner = metadata.owner
+    }
 }
 
 /// Metadata supplied when registering a style.
@@ -55,6 +70,8 @@ public struct StyleMetadata: Sendable {
 public struct StyleLibraryFull: Error, CustomStringConvertible, Sendable {
     /// The limit that was reached, in words (for the client).
     public let description: String
+    /// The library is full; `description` says which limit.
+    public init(description: String) { self.description = description }
 }
 
 /// Durable library of registered styles on the local data directory
@@ -138,10 +155,8 @@ public final class StyleLibrary: @unchecked Sendable {
             try DurableFS.makeDirectory(dir)
             try writeImage(dir)
             let image = dir.appendingPathComponent(Self.imageName)
-            let record = StyleRecord(id: id, name: metadata.name, createdAt: JobsJSON.now(), width: metadata.width,
-                                     height: metadata.height, contentType: metadata.contentType,
-                                     imageBlob: Self.imageName, imageSize: DurableFS.fileSize(image),
-                                     imageSHA256: try? SHA256Digest.hex(file: image), derived: [:], owner: metadata.owner)
+            let record = StyleRecord(id: id, metadata: metadata, createdAt: JobsJSON.now(), imageBlob: Self.imageName,
+                                     imageSize: DurableFS.fileSize(image), imageSHA256: try? SHA256Digest.hex(file: image))
             try save(record)
             lock.lock()
             records[id] = record
@@ -208,7 +223,7 @@ public final class StyleLibrary: @unchecked Sendable {
     /// replacing any previous value; returns false when the style does not exist.
     @discardableResult
     public func putDerived(_ styleID: String, key: String, bytes: [UInt8]) throws -> Bool {
-        let blob = "derived-" + String(SHA256Digest.hex(Array(key.utf8)).prefix(32))
+        let blob = Self.derivedBlobName(key)
         lock.lock()
         defer { lock.unlock() }
         guard var record = records[styleID] else { return false }
@@ -220,6 +235,11 @@ public final class StyleLibrary: @unchecked Sendable {
             records[styleID] = record
         }
         return true
+    }
+
+    /// The blob name of derived data stored under `key`.
+    public static func derivedBlobName(_ key: String) -> String {
+        "derived-" + String(SHA256Digest.hex(Array(key.utf8)).prefix(32))
     }
 
     /// Derived data stored under `key`, or nil.

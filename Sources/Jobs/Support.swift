@@ -26,7 +26,8 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
         code == 0 ? "\(operation) \(path) failed"
             : "\(operation) \(path): \(String(cString: strerror(code)))"
     }
-    init(_ operation: String, _ path: String, _ code: Int32 = errno) {
+    /// An error of `operation` on `path` with errno `code`.
+    public init(_ operation: String, _ path: String, _ code: Int32 = errno) {
         self.operation = operation
         self.path = path
         self.code = code
@@ -195,7 +196,7 @@ enum DurableFS {
 }
 
 /// `count` random bytes from the system CSPRNG, base64url without padding.
-func randomToken(bytes count: Int) -> String {
+public func randomToken(bytes count: Int) -> String {
     var rng = SystemRandomNumberGenerator()
     let bytes = (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
     return base64url(bytes)
@@ -210,13 +211,15 @@ func base64url(_ bytes: [UInt8]) -> String {
 
 /// Identifiers and names used as path components: letters, digits, `-` and `_`, plus `.`
 /// inside names (never leading), 1...128 characters.
-enum Names {
-    static func isValidID(_ id: String) -> Bool {
+public enum Names {
+    /// True for a job or style id that is safe as a path component.
+    public static func isValidID(_ id: String) -> Bool {
         guard (1...128).contains(id.utf8.count) else { return false }
         return id.utf8.allSatisfy { isIDByte($0) }
     }
 
-    static func isValidBlobName(_ name: String) -> Bool {
+    /// True for a blob name that is safe as a path component.
+    public static func isValidBlobName(_ name: String) -> Bool {
         guard (1...128).contains(name.utf8.count), name.utf8.first != UInt8(ascii: ".") else { return false }
         return name.utf8.allSatisfy { isIDByte($0) || $0 == UInt8(ascii: ".") }
     }
@@ -367,11 +370,13 @@ public enum JobsJSON {
         return decoder
     }
 
-    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+    /// `value` as JSON bytes with the shared encoder.
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         Array(try encoder().encode(value))
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+    /// A value decoded from JSON bytes with the shared decoder.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try decoder().decode(type, from: Data(bytes))
     }
 }

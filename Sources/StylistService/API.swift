@@ -40,8 +40,8 @@ import StylePipeline
 ///   before routing, so an unauthenticated client cannot probe which paths exist.
 final class API: HTTPResponder, @unchecked Sendable {
     let config: StylistConfig
-    let jobs: JobSystem
-    let styles: StyleLibrary
+    let jobs: any JobQueue
+    let styles: any StyleStore
     let catalog: ModelCatalog
     let metrics: Metrics
     let logger: Logger
@@ -58,7 +58,7 @@ final class API: HTTPResponder, @unchecked Sendable {
     static let jobFields: Set<String> = ["content", "style", "style_id", "model", "alpha", "style_weights",
                                          "preserve_color", "max_size", "format", "mask"]
 
-    init(config: StylistConfig, jobs: JobSystem, styles: StyleLibrary, catalog: ModelCatalog, metrics: Metrics,
+    init(config: StylistConfig, jobs: any JobQueue, styles: any StyleStore, catalog: ModelCatalog, metrics: Metrics,
          logger: Logger, spoolDirectory: String, openAPI: [UInt8]?) {
         self.config = config
         self.jobs = jobs
@@ -89,7 +89,7 @@ final class API: HTTPResponder, @unchecked Sendable {
         r.add("GET", "/v1/jobs/{id}/result") { [unowned self] in try getResult($0) }
         r.add("GET", "/v1/jobs/{id}/events") { [unowned self] in try getEvents($0) }
         r.add("POST", "/v1/styles") { [unowned self] in try await createStyle($0) }
-        r.add("GET", "/v1/styles") { [unowned self] in listStyles($0) }
+        r.add("GET", "/v1/styles") { [unowned self] in try listStyles($0) }
         r.add("GET", "/v1/styles/{id}") { [unowned self] in try getStyle($0) }
         r.add("DELETE", "/v1/styles/{id}") { [unowned self] in try await deleteStyle($0) }
         r.add("GET", "/v1/models") { [unowned self] _ in listModels() }
@@ -158,6 +158,9 @@ final class API: HTTPResponder, @unchecked Sendable {
             } catch let e as ErrnoCarrying {
                 logger.error("storage failed", metadata: ["path": "\(head.path)", "error": "\(e)"])
                 response = APIError(storage: e).response
+            } catch let e as JobStoreUnavailable {
+                logger.error("job store unavailable", metadata: ["path": "\(head.path)", "error": "\(e)"])
+                response = APIError(503, "The job database cannot be reached; retry shortly.", headers: ["Retry-After": "2"]).response
             } catch {
                 // The error's text may name server paths: it goes to the log, not to the client.
                 logger.error("handler failed", metadata: ["path": "\(head.path)", "error": "\(error)"])
@@ -300,7 +303,7 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     /// The job, if this client may see it: another API key's job is 404, as if it did not exist.
     func lookup(_ id: String, owner: String?) throws -> JobSnapshot {
-        switch jobs.lookup(id: id) {
+        switch try jobs.lookup(id: id) {
         case .found(let s) where s.record.owner == owner: return s
         case .found: throw APIError(404, "No job \(id).")
         case .expired(let t):
@@ -348,19 +351,19 @@ final class API: HTTPResponder, @unchecked Sendable {
         return .json(.object([("default", .string(config.defaultModel)), ("models", .array(models))]))
     }
 
-    func listStyles(_ ctx: RequestContext) -> HTTPResponse {
+    func listStyles(_ ctx: RequestContext) throws -> HTTPResponse {
         let owner = owner(ctx.head)
-        return .json(.object([("styles", .array(styles.list().filter { $0.owner == owner }.map(styleJSON)))]))
+        return .json(.object([("styles", .array(try styles.list().filter { $0.owner == owner }.map(styleJSON)))]))
     }
 
     func getStyle(_ ctx: RequestContext) throws -> HTTPResponse {
-        guard let s = styles.get(ctx.param("id")), s.owner == owner(ctx.head) else { throw APIError(404, "No style \(ctx.param("id")).") }
+        guard let s = try styles.get(ctx.param("id")), s.owner == owner(ctx.head) else { throw APIError(404, "No style \(ctx.param("id")).") }
         return .json(styleJSON(s))
     }
 
     func deleteStyle(_ ctx: RequestContext) async throws -> HTTPResponse {
         let id = ctx.param("id")
-        guard styles.get(id)?.owner == owner(ctx.head) else { throw APIError(404, "No style \(id).") }
+        guard try styles.get(id)?.owner == owner(ctx.head) else { throw APIError(404, "No style \(id).") }
         let existed = try await Self.offload { [styles] in try styles.delete(id) }
         guard existed else { throw APIError(404, "No style \(id).") }
         logger.info("style deleted", metadata: ["style": "\(id)"])
@@ -371,22 +374,24 @@ final class API: HTTPResponder, @unchecked Sendable {
 
     func readyz() throws -> HTTPResponse {
         let modelsLoaded = catalog.availableModels.contains(config.defaultModel)
-        let queueOK = !jobs.isFull
+        let storeOK = jobs.isAvailable
+        let queueOK = !storeOK || !jobs.isFull
         let running = !draining
         let checks: JSONValue = .object([("models_loaded", .bool(modelsLoaded)), ("queue_not_full", .bool(queueOK)),
-                                         ("not_shutting_down", .bool(running))])
-        if modelsLoaded && queueOK && running {
+                                         ("not_shutting_down", .bool(running)), ("job_store_reachable", .bool(storeOK))])
+        if modelsLoaded && queueOK && running && storeOK {
             return .json(.object([("status", "ready"), ("checks", checks)]))
         }
         var why: [String] = []
         if !modelsLoaded { why.append("the default model '\(config.defaultModel)' is not available") }
         if !queueOK { why.append("the queue is full") }
         if !running { why.append("the server is shutting down") }
+        if !storeOK { why.append("the job database cannot be reached") }
         throw APIError(503, "Not ready: \(why.joined(separator: "; ")).", extra: [("checks", checks)])
     }
 
     func metricsText() -> HTTPResponse {
-        let text = metrics.render(jobs: jobs.stats(), styles: styles.list().count)
+        let text = metrics.render(jobs: jobs.stats(), styles: (try? styles.count()) ?? 0)
         return HTTPResponse(status: 200, headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Cache-Control": "no-store"],
                             body: .bytes(Array(text.utf8)))
     }

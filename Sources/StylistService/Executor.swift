@@ -46,13 +46,13 @@ struct CachedStyleCode: Codable {
 /// with progress per layer and cancellation between layers, encodes PNG (or JPEG).
 final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
     let catalog: ModelCatalog
-    let styles: StyleLibrary
+    let styles: any StyleStore
     let metrics: Metrics
     let maxPixels: Int
     let hooks: StylistHooks
     let logger: Logger
 
-    init(catalog: ModelCatalog, styles: StyleLibrary, metrics: Metrics, maxPixels: Int, hooks: StylistHooks, logger: Logger) {
+    init(catalog: ModelCatalog, styles: any StyleStore, metrics: Metrics, maxPixels: Int, hooks: StylistHooks, logger: Logger) {
         self.catalog = catalog
         self.styles = styles
         self.metrics = metrics

@@ -63,7 +63,7 @@ extension API {
                 uploads += 1
             case "style_id":
                 let id = try Self.text(part)
-                guard let style = styles.get(id), style.owner == owner else { throw APIError(400, "Unknown style_id '\(id)'; register it with POST /v1/styles.") }
+                guard let style = try styles.get(id), style.owner == owner else { throw APIError(400, "Unknown style_id '\(id)'; register it with POST /v1/styles.") }
                 styleEntries.append((.registered(id), nil))
             case "mask":
                 guard mask == nil else { throw APIError(400, "Send at most one 'mask' file.") }
@@ -194,8 +194,8 @@ extension API {
 
     func deleteJob(_ ctx: RequestContext) throws -> HTTPResponse {
         let id = ctx.param("id")
-        if case .found(let s) = jobs.lookup(id: id), s.record.owner != owner(ctx.head) { throw APIError(404, "No job \(id).") }
-        switch jobs.cancel(id: id) {
+        if case .found(let s) = try jobs.lookup(id: id), s.record.owner != owner(ctx.head) { throw APIError(404, "No job \(id).") }
+        switch try jobs.cancel(id: id) {
         case .canceled(let snap): return .json(jobJSON(snap), status: 200, headers: ["X-Job-Id": id])
         case .cancelRequested(let snap): return .json(jobJSON(snap), status: 202, headers: ["X-Job-Id": id])
         case .deleted: return HTTPResponse(status: 204, headers: ["X-Job-Id": id])
@@ -221,7 +221,7 @@ extension API {
         case .succeeded:
             break
         }
-        guard let (record, file) = jobs.result(id: id) else { throw APIError(404, "No job \(id).") }
+        guard let (record, file) = try jobs.result(id: id) else { throw APIError(404, "No job \(id).") }
         let sha = record.resultSHA256 ?? ((try? SHA256Digest.hex(file: file)) ?? "")
         let etag = "\"\(sha)\""
         let type = record.resultContentType ?? "application/octet-stream"

@@ -22,8 +22,8 @@ public final class StylistServer: @unchecked Sendable {
     let logSink: (@Sendable (String) -> Void)?
 
     public private(set) var catalog: ModelCatalog!
-    public private(set) var jobs: JobSystem!
-    public private(set) var styles: StyleLibrary!
+    public private(set) var jobs: (any JobQueue)!
+    public private(set) var styles: (any StyleStore)!
     var api: API!
     var http: HTTPServer!
     private var lockFD: Int32 = -1
@@ -81,8 +81,8 @@ public final class StylistServer: @unchecked Sendable {
         }
         self.catalog = catalog
 
-        let styles: StyleLibrary
-        let jobs: JobSystem
+        let styles: any StyleStore
+        let jobs: any JobQueue
         do {
             styles = try StyleLibrary(directory: data.appendingPathComponent("styles"), maxCount: config.maxStyles,
                                       maxBytes: config.maxStyleBytes)

@@ -60,7 +60,7 @@ extension API {
     /// side is at most N pixels (default 256, 16-1024; never enlarged), as JPEG.
     private func styleImage(_ ctx: RequestContext) async throws -> HTTPResponse {
         let id = ctx.param("id")
-        guard let s = styles.get(id), s.owner == owner(ctx.head) else { throw APIError(404, "No style \(id).") }
+        guard let s = try styles.get(id), s.owner == owner(ctx.head) else { throw APIError(404, "No style \(id).") }
         var size = 256
         if let q = ctx.head.queryValue("size") {
             guard Self.isJSONNumber(q, integer: true), let n = Int(q), (16...1024).contains(n) else {
@@ -75,7 +75,7 @@ extension API {
         }
         let styles = self.styles, maxPixels = config.maxPixels, side = size
         let bytes: [UInt8] = try await Self.offload {
-            guard let url = styles.imageURL(id) else { throw APIError(404, "No style \(id).") }
+            guard let url = try styles.imageURL(id) else { throw APIError(404, "No style \(id).") }
             let image: PlanarImage
             do {
                 image = try ImageDecoder.decode(contentsOf: url.path, maxPixels: maxPixels)
