@@ -20,7 +20,7 @@ ENV PATH=/opt/swift/usr/bin:$PATH
 # its security updates, and pinned versions vanish from the mirror when a fix lands.
 # hadolint ignore=DL3008
 RUN apt-get update -q \
-    && apt-get install -y -q --no-install-recommends libpng-dev libjpeg62-turbo-dev libssl-dev zlib1g-dev \
+    && apt-get install -y -q --no-install-recommends libpng-dev libjpeg62-turbo-dev libssl-dev zlib1g-dev libdeflate-dev libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first (their own layer: source edits do not re-resolve them).
@@ -43,7 +43,7 @@ FROM ${RUNTIME_IMAGE}
 # DL3008: as above, the runtime libraries follow the base release's security updates.
 # hadolint ignore=DL3008
 RUN apt-get update -q \
-    && apt-get install -y -q --no-install-recommends libpng16-16 libjpeg62-turbo libssl3 zlib1g \
+    && apt-get install -y -q --no-install-recommends libpng16-16 libjpeg62-turbo libssl3 zlib1g libdeflate0 libpq5 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 stylist \
     && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin stylist \

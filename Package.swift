@@ -28,11 +28,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // C shim over libpng + libjpeg-turbo: owns every setjmp/longjmp.
+        // C shim over libpng + libjpeg-turbo: owns every setjmp/longjmp. zlib writes PNGs;
+        // libdeflate (Debian's libdeflate-dev) inflates the common PNG without libpng.
         .target(
             name: "CImageCodecs",
             cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
+            linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z"), .linkedLibrary("deflate")]
         ),
         // PNG/JPEG decode and encode, EXIF orientation, resampling, RGB float planes.
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs"], swiftSettings: optimized),
@@ -52,14 +53,21 @@ let package = Package(
         .target(name: "HTTPCore", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]),
         // Durable job store, blob store, bounded FIFO queue, workers, TTL sweeper.
         .target(name: "Jobs", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        // libpq (Debian's libpq-dev) as a system library, and the small blocking client over it.
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ"),
+        .target(name: "Postgres", dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")]),
+        // The job system on PostgreSQL for many replicas: queue, leases, LISTEN/NOTIFY, blobs, styles.
+        .target(name: "JobsPostgres", dependencies: ["Jobs", "Postgres", .product(name: "Logging", package: "swift-log")]),
         // The application: config, router, v1 API, metrics, openapi.yaml.
         .target(
             name: "StylistService",
-            dependencies: ["HTTPCore", "Jobs", "StylePipeline", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTPCore", "Jobs", "JobsPostgres", "StylePipeline", .product(name: "Logging", package: "swift-log")],
             resources: [.copy("Resources")]
         ),
-        // Starts the real server on an ephemeral port, plus a small raw-socket HTTP client, for tests.
-        .target(name: "StylistTesting", dependencies: ["StylistService", "HTTPCore"]),
+        // Test helpers that need nothing of Stylist: a raw-socket HTTP client, the `stylist` binary runner.
+        .target(name: "TestSupport"),
+        // Starts the real server on an ephemeral port for tests (and re-exports TestSupport's client).
+        .target(name: "StylistTesting", dependencies: ["StylistService", "HTTPCore", "TestSupport"]),
         .executableTarget(
             name: "StylistCLI",
             dependencies: [
@@ -68,15 +76,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Engine"]),
-        .testTarget(name: "ImageCodecsTests", dependencies: ["ImageCodecs"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ImageCodecsTests", dependencies: ["ImageCodecs", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["StylePipeline", "ImageCodecs", "Models", "Engine"]),
-        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs"]),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "TestSupport"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "JobsPostgres", "Postgres"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["StylistTesting", "StylistService"]),
-        .testTarget(name: "CLITests", dependencies: ["StylistCLI", "ImageCodecs", "Models"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "Models", "StylistCLI"]),
+        .testTarget(name: "CLITests", dependencies: ["StylistCLI", "ImageCodecs", "Models", "TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoints", "Models", "StylistCLI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -6,7 +6,7 @@ import Glibc
 
 /// Engine allocations. Large buffers are 2 MiB aligned and advised for transparent huge pages:
 /// a conv tile touches dozens of rows a page apart, and with 4 KiB pages that alone overflows
-/// the L1 TLB at 1024-pixel widths (measured: 16->16 3x3 at 1024^2 ran at half the speed of 256^2).
+/// the L1 TLB at 1024-pixel widths, where a layer would otherwise run far slower than at 256.
 enum Memory {
     static let hugePage = 2 << 20
 
@@ -31,8 +31,9 @@ enum Memory {
     }
 
     static func free(_ p: UnsafeMutablePointer<Float>) {
-        if BufferCache.shared.give(UnsafeMutableRawPointer(p)) { return }
-        Glibc.free(p)
+        let (kept, evicted) = BufferCache.shared.give(UnsafeMutableRawPointer(p))
+        for old in evicted { Glibc.free(old) }
+        if !kept { Glibc.free(p) }
     }
 }
 
@@ -53,33 +54,41 @@ public enum EngineMemory {
 }
 
 /// Large buffers freed by one layer are handed to the next instead of going back to the kernel:
-/// a fresh mapping costs a page fault and zeroing per page on first touch (measured: about 11% of
-/// a MicroAST 1024 job's CPU time was system time). Bounded, so peak memory barely moves.
+/// a fresh mapping costs a page fault and zeroing per page on first touch, a visible share of a
+/// large job's CPU time (BENCHMARKS.md, "Engine techniques"). Bounded, so peak memory barely moves.
 final class BufferCache: @unchecked Sendable {
     static let shared = BufferCache()
     /// Most bytes kept idle in the cache: enough that repeated jobs of the benchmarked networks and
-    /// sizes drop and re-fault no huge buffer between runs (half of it did not), without raising
+    /// sizes drop and re-fault no huge buffer between runs (half of it is not), without raising
     /// peak RSS, because idle buffers are reused instead of new ones being allocated beside them
     /// (figures in BENCHMARKS.md, "Memory").
-    static let capacityBytes = 384 << 20
+    static let defaultCapacityBytes = 384 << 20
+    let capacityBytes: Int
     private let lock = NSLock()
     private var sizes: [UnsafeMutableRawPointer: Int] = [:]   // every large live or cached buffer
-    private var idle: [Int: [UnsafeMutableRawPointer]] = [:]   // size -> idle buffers
+    /// size -> idle buffers, each with the tick it was given back at (oldest first).
+    private var idle: [Int: [(pointer: UnsafeMutableRawPointer, tick: UInt64)]] = [:]
     private var idleBytes = 0
+    private var tick: UInt64 = 0
+
+    init(capacityBytes: Int = BufferCache.defaultCapacityBytes) {
+        self.capacityBytes = capacityBytes
+    }
 
     func noteSize(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
         lock.lock(); sizes[p] = bytes; lock.unlock()
     }
 
     /// The smallest idle buffer of at least `bytes` (a 2 MiB multiple) and at most 1.5x that, if one is cached.
+    /// Of several of that size, the one given back last (the likeliest still in cache and TLB).
     func take(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
         var best: Int?
         for size in idle.keys where size >= bytes && 2 * size <= 3 * bytes && size < (best ?? .max) { best = size }
-        guard let size = best, var list = idle[size], let p = list.popLast() else { return nil }
+        guard let size = best, var list = idle[size], let entry = list.popLast() else { return nil }
         idle[size] = list.isEmpty ? nil : list
         idleBytes -= size
-        return p
+        return entry.pointer
     }
 
     var idleByteCount: Int { lock.lock(); defer { lock.unlock() }; return idleBytes }
@@ -87,25 +96,42 @@ final class BufferCache: @unchecked Sendable {
     /// Removes every idle buffer from the cache and returns them for the caller to free.
     func drain() -> [UnsafeMutableRawPointer] {
         lock.lock(); defer { lock.unlock() }
-        let all = idle.values.flatMap { $0 }
+        let all = idle.values.flatMap { $0.map(\.pointer) }
         for p in all { sizes[p] = nil }
         idle = [:]
         idleBytes = 0
         return all
     }
 
-    /// Keeps a large buffer for reuse; false when it is not one of ours or the cache is full
-    /// (the caller then frees it, and the cache forgets it).
-    func give(_ p: UnsafeMutableRawPointer) -> Bool {
+    /// Keeps a large buffer for reuse. When that would overfill the cache, the buffers idle the
+    /// longest make room: after a change of job size they are the old size's, which the new jobs
+    /// cannot use, while refusing the new size's buffers would leave every job of it cold.
+    /// `kept` is false when `p` is not one of ours or alone exceeds the capacity (the caller frees
+    /// it); `evicted` are buffers the cache forgot, for the caller to free.
+    func give(_ p: UnsafeMutableRawPointer) -> (kept: Bool, evicted: [UnsafeMutableRawPointer]) {
         lock.lock(); defer { lock.unlock() }
-        guard let bytes = sizes[p] else { return false }
-        if idleBytes + bytes > BufferCache.capacityBytes {
+        guard let bytes = sizes[p] else { return (false, []) }
+        guard bytes <= capacityBytes else {
             sizes[p] = nil
-            return false
+            return (false, [])
         }
-        idle[bytes, default: []].append(p)
+        var evicted: [UnsafeMutableRawPointer] = []
+        while idleBytes + bytes > capacityBytes, let size = oldestIdleSize() {
+            let old = idle[size]!.removeFirst().pointer
+            if idle[size]!.isEmpty { idle[size] = nil }
+            idleBytes -= size
+            sizes[old] = nil
+            evicted.append(old)
+        }
+        tick += 1
+        idle[bytes, default: []].append((p, tick))
         idleBytes += bytes
-        return true
+        return (true, evicted)
+    }
+
+    /// The size whose oldest idle buffer was given back before every other idle buffer (lock held).
+    private func oldestIdleSize() -> Int? {
+        idle.min { $0.value[0].tick < $1.value[0].tick }?.key
     }
 }
 

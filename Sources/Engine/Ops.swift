@@ -190,12 +190,6 @@ public enum Ops {
             while i < end { a.data[i] += b.data[i]; i += 1 }
         }
     }
-
-    /// max(x, 0) in place.
-    public static func reluInPlace(_ a: Tensor) {
-        let n = a.count
-        for i in 0..<n where a.data[i] < 0 { a.data[i] = 0 }
-    }
 }
 
 /// Lane-wise max as one vmaxps (see `relu8`).

@@ -49,8 +49,8 @@ public enum Parallel {
     }
 
     /// Calls `body` as a closure rather than letting it be inlined into the caller: inlined, a
-    /// kernel's loop body lands in one huge function where the optimizer stops inlining SIMD loads
-    /// (a single-threaded cd16x run was 1.5x slower per core than the threaded one).
+    /// kernel's loop body lands in one huge function where the optimizer stops inlining SIMD loads,
+    /// and single-threaded runs become markedly slower per core than threaded ones.
     @inline(never)
     static func runOutOfLine(_ body: (Range<Int>) -> Void, _ range: Range<Int>) {
         body(range)

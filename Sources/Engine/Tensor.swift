@@ -1,5 +1,3 @@
-import Foundation
-
 /// A CHW float32 tensor (one image's activations) in 64-byte aligned memory owned by this object.
 public final class Tensor: @unchecked Sendable {
     public let channels: Int
@@ -20,10 +18,8 @@ public final class Tensor: @unchecked Sendable {
         self.width = width
         let n = channels * height * width
         // Round up so SIMD tails may read (never write) a little past the end.
-        let bytes = (n + 64) * MemoryLayout<Float>.stride
         data = Memory.allocateFloats(n + 64)
         if zeroed { data.initialize(repeating: 0, count: n + 64) } else { (data + n).initialize(repeating: 0, count: 64) }
-        MemoryAccounting.allocated(bytes)
     }
 
     /// Copies `values` (CHW order) into a new tensor.
@@ -34,7 +30,6 @@ public final class Tensor: @unchecked Sendable {
     }
 
     deinit {
-        MemoryAccounting.freed((count + 64) * MemoryLayout<Float>.stride)
         Memory.free(data)
     }
 
@@ -59,24 +54,4 @@ public final class Tensor: @unchecked Sendable {
 
     /// Shape as "CxHxW" for messages.
     public var shapeDescription: String { "\(channels)x\(height)x\(width)" }
-}
-
-/// Tracks bytes held by live tensors, so benchmarks and tests can see the engine's own peak.
-public enum MemoryAccounting {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var current = 0
-    nonisolated(unsafe) private static var peak = 0
-
-    static func allocated(_ bytes: Int) {
-        lock.lock(); current += bytes; if current > peak { peak = current }; lock.unlock()
-    }
-    static func freed(_ bytes: Int) {
-        lock.lock(); current -= bytes; lock.unlock()
-    }
-    /// Bytes currently held by tensors.
-    public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return current }
-    /// Highest `liveBytes` since the last `resetPeak()`.
-    public static var peakBytes: Int { lock.lock(); defer { lock.unlock() }; return peak }
-    /// Starts a new peak measurement from the current level.
-    public static func resetPeak() { lock.lock(); peak = current; lock.unlock() }
 }

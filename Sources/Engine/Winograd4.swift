@@ -55,8 +55,8 @@ extension Conv2D {
         let rowBlocks = max((tilesY + rowsWanted - 1) / rowsWanted,
                             min(tilesY, (2 * Parallel.threadCount + columnChunks - 1) / columnChunks))
         let tileRowsPerTask = (tilesY + rowBlocks - 1) / rowBlocks
-        // Tiles are stored row after row with no padding to a multiple of 8 (at 132^2, 33 tiles per
-        // row would have been computed as 40): a row's last 8-tile group spills into the next row's
+        // Tiles are stored row after row with no padding to a multiple of 8 (padded, 33 tiles per row
+        // at 132^2 would be computed as 40): a row's last 8-tile group spills into the next row's
         // slots, which that row then overwrites; the last row's spill lands in the slack.
         let n = tileRowsPerTask * min(chunk, tilesX)
         let nPad = (n + 8 + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
@@ -245,6 +245,13 @@ func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8
         }
     }
 }
+
+/// A zero bias for a whole tile, shared by the Winograd matrix products.
+let zeroBias: UnsafePointer<Float> = {
+    let p = UnsafeMutablePointer<Float>.allocate(capacity: Conv2D.tileChannels)
+    p.initialize(repeating: 0, count: Conv2D.tileChannels)
+    return UnsafePointer(p)
+}()
 
 /// `points` matrix products M[xi] (oc x tiles) = U[xi] (oc x c) * V[xi] (c x tiles) on the conv
 /// micro-kernel (36 points for F(4x4)): U[xi] packed like the kernel's

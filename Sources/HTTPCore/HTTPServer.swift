@@ -378,14 +378,3 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 }
-
-/// The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), locale-independent.
-func httpDate(_ time: time_t = time(nil)) -> String {
-    var t = time
-    var v = tm()
-    gmtime_r(&t, &v)
-    let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-    func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-    return "\(days[Int(v.tm_wday)]), \(two(v.tm_mday)) \(months[Int(v.tm_mon)]) \(v.tm_year + 1900) \(two(v.tm_hour)):\(two(v.tm_min)):\(two(v.tm_sec)) GMT"
-}

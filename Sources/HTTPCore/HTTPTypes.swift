@@ -246,6 +246,9 @@ public struct HTTPResponse: Sendable {
 public protocol HTTPResponder: Sendable {
     /// Called once the head is parsed, before any body byte is read and before `100 Continue`: return a response to refuse early (401, 404, 405, 413...), nil to go on.
     func preflight(_ head: HTTPRequestHead) -> HTTPResponse?
+    /// Answers a complete request at once, on the connection's queue, when that needs no waiting
+    /// (a health check, a poll of a job's state): nil hands it to `respond`. Keep it short.
+    func respondImmediately(to request: HTTPRequest) -> HTTPResponse?
     /// Answers a complete request; runs in a Task off the socket queues and may suspend for as long as it needs.
     func respond(to request: HTTPRequest) async -> HTTPResponse
     /// Told about every error response the server produced itself (400, 408, 411, 413, 431, 501, 503, 505), for logs and metrics;
@@ -256,6 +259,8 @@ public protocol HTTPResponder: Sendable {
 extension HTTPResponder {
     /// Default: accept every head.
     public func preflight(_ head: HTTPRequestHead) -> HTTPResponse? { nil }
+    /// Default: every request goes to `respond`.
+    public func respondImmediately(to request: HTTPRequest) -> HTTPResponse? { nil }
     /// Default: nothing.
     public func serverRejected(status: Int, detail: String, head: HTTPRequestHead?, remoteAddress: String) {}
 }
@@ -318,23 +323,29 @@ public struct HTTPServerConfiguration: Sendable {
 
 /// `s` as a JSON string literal (quotes included), for problem bodies and other hand-built JSON.
 public func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                out += String(format: "\\u%04x", scalar.value)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
+    var out: [UInt8] = []
+    out.reserveCapacity(s.utf8.count + 2)
+    appendJSONString(s, to: &out)
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Appends `s` as a JSON string literal (quotes included) to UTF-8 bytes. Bytes of multi-byte
+/// characters are all 0x80 or above, so they pass through unescaped.
+public func appendJSONString(_ s: String, to out: inout [UInt8]) {
+    out.append(0x22)
+    for b in s.utf8 {
+        switch b {
+        case 0x22, 0x5C: out.append(0x5C); out.append(b)
+        case 0x0A: out.append(0x5C); out.append(0x6E)   // \n
+        case 0x0D: out.append(0x5C); out.append(0x72)   // \r
+        case 0x09: out.append(0x5C); out.append(0x74)   // \t
+        case 0..<0x20:
+            let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])   // \u00XX
+        default: out.append(b)
         }
     }
-    return out + "\""
+    out.append(0x22)
 }
 
 func httpReasonPhrase(_ status: Int) -> String {

@@ -148,11 +148,8 @@ public struct HTTPRequestParser: Sendable {
                 return (nil, i)
 
             case .body(let remaining):
-                let take = min(remaining, n - i)
-                if take == 0 { return (nil, i) }
-                let chunk = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)]))
-                i += take
-                state = remaining - take == 0 ? .endPending : .body(remaining: remaining - take)
+                guard let chunk = Self.take(upTo: remaining, from: bytes, at: &i) else { return (nil, i) }
+                state = remaining == chunk.count ? .endPending : .body(remaining: remaining - chunk.count)
                 return (.body(chunk), i)
 
             case .chunkSize:
@@ -175,11 +172,8 @@ public struct HTTPRequestParser: Sendable {
                 if state == .chunkSize { return (nil, i) }
 
             case .chunkData(let remaining):
-                let take = min(remaining, n - i)
-                if take == 0 { return (nil, i) }
-                let chunk = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[i..<(i + take)]))
-                i += take
-                state = remaining - take == 0 ? .chunkDataCR : .chunkData(remaining: remaining - take)
+                guard let chunk = Self.take(upTo: remaining, from: bytes, at: &i) else { return (nil, i) }
+                state = remaining == chunk.count ? .chunkDataCR : .chunkData(remaining: remaining - chunk.count)
                 return (.body(chunk), i)
 
             case .chunkDataCR:
@@ -195,6 +189,14 @@ public struct HTTPRequestParser: Sendable {
                 state = .chunkSize
             }
         }
+    }
+
+    /// Up to `remaining` body bytes of `bytes` from `i`, advancing `i`; nil when none are left to read.
+    private static func take(upTo remaining: Int, from bytes: UnsafeRawBufferPointer, at i: inout Int) -> [UInt8]? {
+        let count = min(remaining, bytes.count - i)
+        if count == 0 { return nil }
+        defer { i += count }
+        return [UInt8](UnsafeRawBufferPointer(rebasing: bytes[i..<(i + count)]))
     }
 
     private mutating func fail(_ status: Int, _ detail: String) -> HTTPParserEvent {

@@ -45,16 +45,47 @@ public enum ImageDecoder {
     /// orientation applied. Throws `tooLarge` from the header alone if the image has more than
     /// `maxPixels` pixels, before any pixel buffer is allocated.
     public static func decode(_ bytes: [UInt8], maxPixels: Int = 40_000_000) throws -> PlanarImage {
+        try decode(bytes, format: try sniff(bytes), maxPixels: maxPixels, atLeast: nil)
+    }
+
+    /// What `decode(bytes, maxPixels:).resized(toFit: maxSide, filter:)` gives, at the same size,
+    /// without the full decode when it is not needed: a JPEG at least twice as large as the fitted
+    /// size is decoded with libjpeg-turbo's scaled IDCT (1/2, 1/4 or 1/8, the smallest whose
+    /// output still covers the fitted size) and then resized. The pixel limit applies to the
+    /// header's size, as in `decode`.
+    public static func decode(_ bytes: [UInt8], maxPixels: Int = 40_000_000, fittingTo maxSide: Int,
+                              filter: ResizeFilter = .bicubic) throws -> PlanarImage {
+        precondition(maxSide > 0, "decode(fittingTo:): maxSide must be positive, got \(maxSide)")
         let format = try sniff(bytes)
+        var target: (width: Int, height: Int)?
+        if format == .jpeg {
+            // The header alone (no pixels) gives the size the result must have.
+            let info = try probe(bytes)
+            let size = PlanarImage.fittingSize(width: info.width, height: info.height, maxSide: maxSide)
+            target = size
+            if size.width > Int(UInt32.max) || size.height > Int(UInt32.max) { target = nil }
+        }
+        let image = try decode(bytes, format: format, maxPixels: maxPixels, atLeast: target)
+        guard let target else { return image.resized(toFit: maxSide, filter: filter) }
+        return image.resized(width: target.width, height: target.height, filter: filter)
+    }
+
+    /// Decodes in `format`; with `atLeast` (display orientation), a JPEG may come out smaller
+    /// than its header's size, down to that size.
+    static func decode(_ bytes: [UInt8], format: ImageFormat, maxPixels: Int,
+                               atLeast: (width: Int, height: Int)?) throws -> PlanarImage {
         var img = sc_image()
         var err = [CChar](repeating: 0, count: errorCapacity)
         let errLen = err.count
         let limit = UInt64(max(0, maxPixels))
         let status: Int32 = bytes.withUnsafeBufferPointer { buf in
             err.withUnsafeMutableBufferPointer { e in
-                switch format {
-                case .png: return sc_png_decode(buf.baseAddress, buf.count, limit, &img, e.baseAddress, errLen)
-                case .jpeg: return sc_jpeg_decode(buf.baseAddress, buf.count, limit, &img, e.baseAddress, errLen)
+                switch (format, atLeast) {
+                case (.png, _): return sc_png_decode(buf.baseAddress, buf.count, limit, &img, e.baseAddress, errLen)
+                case (.jpeg, nil): return sc_jpeg_decode(buf.baseAddress, buf.count, limit, &img, e.baseAddress, errLen)
+                case (.jpeg, let size?):
+                    return sc_jpeg_decode_scaled(buf.baseAddress, buf.count, limit, UInt32(size.width), UInt32(size.height),
+                                                 &img, e.baseAddress, errLen)
                 }
             }
         }
@@ -62,16 +93,18 @@ public enum ImageDecoder {
         guard status == SC_OK, let raw = img.pixels else {
             throw mapError(status == SC_OK ? SC_ERR_CORRUPT : status, message(err), info: img.info, limit: maxPixels)
         }
-        let w = Int(img.info.width), h = Int(img.info.height)
+        let w = Int(img.width), h = Int(img.height)
         let orientation = Int(img.info.orientation)
         if img.info.bit_depth == 16 {
             precondition(img.size == w * h * 6)
             return planarize(raw.assumingMemoryBound(to: UInt16.self), width: w, height: h,
-                             orientation: orientation, scale: 65535)
+                             orientation: orientation) { Float($0) / 65535 }
         } else {
             precondition(img.size == w * h * 3)
-            return planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
-                             orientation: orientation, scale: 255)
+            return eightBitLevels.withUnsafeBufferPointer { levels in
+                planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
+                          orientation: orientation) { levels[Int($0)] }
+            }
         }
     }
 
@@ -142,14 +175,17 @@ public enum ImageDecoder {
         }
     }
 
+    /// v/255 for every 8-bit level v: a table lookup instead of a division per sample.
+    private static let eightBitLevels: [Float] = (0...255).map { Float($0) / 255 }
+
     /// Interleaved RGB rows (stored orientation) -> planar RGB in display orientation, each
-    /// sample v becoming `Float(v) / scale` (exactly v/255 or v/65535).
+    /// sample v becoming `value(v)` (exactly v/255 or v/65535).
     ///
     /// Source pixel (x, y) goes to destination index `base + x*dx + y*dy` of each plane; the
     /// eight EXIF orientations are the eight sign/transpose combinations of (dx, dy).
     @inline(__always)
     private static func planarize<S: FixedWidthInteger & UnsignedInteger>(
-        _ src: UnsafePointer<S>, width w: Int, height h: Int, orientation: Int, scale: Float
+        _ src: UnsafePointer<S>, width w: Int, height h: Int, orientation: Int, value: (S) -> Float
     ) -> PlanarImage {
         let o = (1...8).contains(orientation) ? orientation : 1
         let transposed = o >= 5
@@ -175,9 +211,9 @@ public enum ImageDecoder {
                     let s = src + y * w * 3
                     let d = base + y * dy
                     for x in 0..<w {
-                        r[d + x] = Float(s[3 * x]) / scale
-                        g[d + x] = Float(s[3 * x + 1]) / scale
-                        b[d + x] = Float(s[3 * x + 2]) / scale
+                        r[d + x] = value(s[3 * x])
+                        g[d + x] = value(s[3 * x + 1])
+                        b[d + x] = value(s[3 * x + 2])
                     }
                 }
             } else if dx == -1 {
@@ -186,9 +222,9 @@ public enum ImageDecoder {
                     let s = src + y * w * 3
                     let d = base + y * dy
                     for x in 0..<w {
-                        r[d - x] = Float(s[3 * x]) / scale
-                        g[d - x] = Float(s[3 * x + 1]) / scale
-                        b[d - x] = Float(s[3 * x + 2]) / scale
+                        r[d - x] = value(s[3 * x])
+                        g[d - x] = value(s[3 * x + 1])
+                        b[d - x] = value(s[3 * x + 2])
                     }
                 }
             } else {
@@ -203,9 +239,9 @@ public enum ImageDecoder {
                             var d = base + x * dx + y0 * dy
                             var s = src + (y0 * w + x) * 3
                             for _ in y0..<y1 {
-                                r[d] = Float(s[0]) / scale
-                                g[d] = Float(s[1]) / scale
-                                b[d] = Float(s[2]) / scale
+                                r[d] = value(s[0])
+                                g[d] = value(s[1])
+                                b[d] = value(s[2])
                                 s += 3 * w
                                 d += dy
                             }

@@ -1,17 +1,18 @@
 import CImageCodecs
+import Foundation
 
 /// Writes `PlanarImage`s as 8-bit RGB PNG or JPEG.
 public enum ImageEncoder {
-    /// zlib level used for PNG output (a good speed/size balance).
-    public static let pngCompressionLevel = 6
     /// The largest side a JPEG can have (libjpeg's JPEG_MAX_DIMENSION).
     public static let jpegMaxSide = 65_500
 
-    /// Encodes as an 8-bit RGB PNG (zlib level 6), each value quantised with `quantize`.
-    /// The image must have at least one pixel.
-    public static func png(_ image: PlanarImage) throws -> [UInt8] {
-        try run(image, sizeLimit: Int(Int32.max)) { rgb, w, h, out, outLen, err, errLen in
-            sc_png_encode(rgb, w, h, Int32(pngCompressionLevel), out, outLen, err, errLen)
+    /// Encodes as an 8-bit RGB PNG, each value quantised with `quantize`: Paeth-filtered rows,
+    /// deflated in horizontal bands on up to `threads` threads (default: every core) into one
+    /// standard zlib stream. The image must have at least one pixel.
+    public static func png(_ image: PlanarImage, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [UInt8] {
+        let t = Int32(min(max(threads, 1), 16))
+        return try run(image, sizeLimit: Int(Int32.max)) { rgb, w, h, out, outLen, err, errLen in
+            sc_png_encode(rgb, w, h, t, out, outLen, err, errLen)
         }
     }
 
@@ -45,19 +46,15 @@ public enum ImageEncoder {
         return UInt8(truncatingIfNeeded: Int32(c * 255 + 0.5))
     }
 
-    /// Planar float -> packed 8-bit RGB (row-major, 3 bytes per pixel).
+    /// Planar float -> packed 8-bit RGB (row-major, 3 bytes per pixel), each value `quantize`d
+    /// (by the C shim, where the loop vectorises).
     public static func interleavedRGB8(_ image: PlanarImage) -> [UInt8] {
         let n = image.width * image.height
         precondition(image.pixels.count == 3 * n, "PlanarImage: \(image.pixels.count) values for \(image.width)x\(image.height)x3")
         return image.pixels.withUnsafeBufferPointer { src in
             [UInt8](unsafeUninitializedCapacity: 3 * n) { out, count in
                 guard n > 0, let s = src.baseAddress, let d = out.baseAddress else { count = 0; return }
-                let r = s, g = s + n, b = s + 2 * n
-                for i in 0..<n {
-                    d[3 * i] = quantize(r[i])
-                    d[3 * i + 1] = quantize(g[i])
-                    d[3 * i + 2] = quantize(b[i])
-                }
+                sc_quantize_rgb8(s, s + n, s + 2 * n, n, d)
                 count = 3 * n
             }
         }

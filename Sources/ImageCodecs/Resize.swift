@@ -58,18 +58,24 @@ extension PlanarImage {
                     for p in 0..<3 {
                         let sp = s + p * w * h, dp = d + p * w * outH
                         for y in 0..<outH {
-                            let drow = dp + y * w
-                            let start = k.starts[y], taps = k.counts[y]
-                            let wy = wp + y * k.stride
-                            let w0 = wy[0]
-                            var srow = sp + start * w
-                            for x in 0..<w { drow[x] = w0 * srow[x] }
-                            var t = 1
-                            while t < taps {
-                                let wt = wy[t]
-                                srow = sp + (start + t) * w
-                                for x in 0..<w { drow[x] += wt * srow[x] }
-                                t += 1
+                            // Eight columns at a time summed over every tap in registers: one
+                            // write per output value however many taps there are.
+                            let drow = dp + y * w, srow0 = sp + k.starts[y] * w
+                            let taps = k.counts[y], wy = wp + y * k.stride
+                            var x = 0
+                            while x + 8 <= w {
+                                var acc = SIMD8<Float>(repeating: wy[0]) * load8(srow0 + x)
+                                for t in 1..<max(taps, 1) {
+                                    acc += SIMD8<Float>(repeating: wy[t]) * load8(srow0 + t * w + x)
+                                }
+                                store8(acc, drow + x)
+                                x += 8
+                            }
+                            while x < w {
+                                var acc: Float = 0
+                                for t in 0..<taps { acc += wy[t] * srow0[t * w + x] }
+                                drow[x] = acc
+                                x += 1
                             }
                         }
                     }
@@ -83,19 +89,36 @@ extension PlanarImage {
     private func resampledHorizontally(to outW: Int, filter: ResizeFilter) -> PlanarImage {
         let k = ResampleKernel(inSize: width, outSize: outW, filter: filter)
         let w = width, rows = 3 * height // the three planes are just 3*height rows here
+        // Each output is a dot product of its taps, zero-padded to whole vectors of eight: one
+        // vector multiply per eight taps where the padded window stays inside the row.
+        let lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
+        var padded = [Float](repeating: 0, count: outW * lanes)
+        for x in 0..<outW {
+            for t in 0..<k.counts[x] { padded[x * lanes + t] = k.weights[x * k.stride + t] }
+        }
         let out = [Float](unsafeUninitializedCapacity: rows * outW) { buf, count in
             pixels.withUnsafeBufferPointer { src in
-                k.weights.withUnsafeBufferPointer { wts in
+                padded.withUnsafeBufferPointer { wts in
                     k.starts.withUnsafeBufferPointer { starts in
                         k.counts.withUnsafeBufferPointer { counts in
                             let s = src.baseAddress!, d = buf.baseAddress!, wp = wts.baseAddress!
                             for r in 0..<rows {
                                 let srow = s + r * w, drow = d + r * outW
                                 for x in 0..<outW {
-                                    let sx = srow + starts[x], wx = wp + x * k.stride
-                                    var acc: Float = 0
-                                    for t in 0..<counts[x] { acc += wx[t] * sx[t] }
-                                    drow[x] = acc
+                                    let sx = srow + starts[x], wx = wp + x * lanes
+                                    if starts[x] + lanes <= w {
+                                        var acc = load8(sx) * load8(wx)
+                                        var t = 8
+                                        while t < lanes {
+                                            acc += load8(sx + t) * load8(wx + t)
+                                            t += 8
+                                        }
+                                        drow[x] = acc.sum()
+                                    } else {
+                                        var acc: Float = 0
+                                        for t in 0..<counts[x] { acc += wx[t] * sx[t] }
+                                        drow[x] = acc
+                                    }
                                 }
                             }
                         }
@@ -106,6 +129,18 @@ extension PlanarImage {
         }
         return PlanarImage(width: outW, height: height, pixels: out)
     }
+}
+
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 /// Precomputed 1-D resampling weights: output i = sum over t < counts[i] of

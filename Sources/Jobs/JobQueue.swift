@@ -36,6 +36,20 @@ public protocol JobQueue: AnyObject, Sendable {
     func shutdown(grace: Double)
 }
 
+extension JobQueue {
+    /// `waitForChange` from the job's version now.
+    public func waitForChange(id: String, timeout: Double) async -> JobSnapshot? {
+        await waitForChange(id: id, after: nil, timeout: timeout)
+    }
+
+    /// `submit` without styles, parameters, idempotency or owner unless given.
+    public func submit(inputs: [JobInput], styleIDs: [String] = [], parameters: [String: String] = [:],
+                       idempotencyKey: String? = nil, requestDigest: String? = nil) throws -> SubmitResult {
+        try submit(inputs: inputs, styleIDs: styleIDs, parameters: parameters, idempotencyKey: idempotencyKey,
+                   requestDigest: requestDigest, owner: nil)
+    }
+}
+
 /// One input of a submission: a blob name (`content`, `style0`, ...) and where its bytes are.
 public struct JobInput: Sendable {
     /// Where an input's bytes are.

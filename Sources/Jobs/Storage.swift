@@ -15,12 +15,10 @@ import Glibc
 //     DATA/tombstones/<id>.json      expired jobs (answer 410), removed after a longer horizon
 //     DATA/styles/<id>/...           the style library (`StyleLibrary`)
 //
-// A multi-replica deployment replaces them without touching HTTP or the engine:
-// `JobStore` by a PostgreSQL table (records as rows, a unique index on the idempotency key,
-// workers claiming the oldest queued row by `sequence` with
-// `SELECT ... FOR UPDATE SKIP LOCKED`), `BlobStore` by S3-compatible object storage (keys
-// `<job>/<name>`; `path` downloads to a local cache). In this process the queue order is the
-// records' `sequence`, held in memory by `JobSystem` and rebuilt from `loadAll()` on start.
+// The PostgreSQL backend (`JobsPostgres`) replaces the whole `JobSystem`, not these two
+// protocols: with many replicas the queue itself has to live in the database. In this process
+// the queue order is the records' `sequence`, held in memory by `JobSystem` and rebuilt from
+// `loadAll()` on start.
 
 /// Durable job records and tombstones (the queue order is the records' `sequence`).
 public protocol JobStore: AnyObject, Sendable {

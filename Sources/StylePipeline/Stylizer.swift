@@ -54,11 +54,15 @@ public enum StyleInput: Sendable {
     case code(StyleCode)
 }
 
-/// The finished picture and how long inference took.
+/// The finished picture, how long inference took, and the time of each stage.
 public struct StylizeResult: Sendable {
     public let image: PlanarImage
+    /// Style encoding and the network (what `stylist bench` times).
     public let inferenceSeconds: Double
     public let flops: Double
+    /// resize (when an input is over `maxSize`), color (with `preserveColor`), prepare (padding to
+    /// tensors), style_encode, network, crop.
+    public let stages: StageTimings
 }
 
 /// Image in, image out around one network: resize to max_size, reflection-pad to the network's
@@ -92,15 +96,21 @@ public struct Stylizer: Sendable {
     public func stylize(content original: PlanarImage, styles: [StyleInput], mask maskRegions: RegionMask? = nil,
                         options: StylizeOptions, ctx: RunContext = RunContext()) throws -> StylizeResult {
         try options.validate(styleCount: styles.count, masked: maskRegions != nil)
-        let content = Stylizer.fit(original, maxSize: options.maxSize)
+        var stages = StageTimings()
+        func fitted(_ image: PlanarImage) -> PlanarImage {
+            max(image.width, image.height) > options.maxSize ? stages.time("resize") { Stylizer.fit(image, maxSize: options.maxSize) } : image
+        }
+        let content = fitted(original)
         try Stylizer.checkSize(content, "content")
         var prepared: [Int: PlanarImage] = [:]   // style index -> resized (and recoloured) image
         for (i, s) in styles.enumerated() {
             switch s {
             case .image(let img):
-                var style = Stylizer.fit(img, maxSize: options.maxSize)
+                var style = fitted(img)
                 try Stylizer.checkSize(style, "style \(i + 1)")
-                if options.preserveColor { style = ColorTransfer.matchColors(of: style, to: content) }
+                if options.preserveColor {
+                    style = stages.time("color") { ColorTransfer.matchColors(of: style, to: content) }
+                }
                 prepared[i] = style
             case .code:
                 if options.preserveColor {
@@ -111,10 +121,11 @@ public struct Stylizer: Sendable {
 
         let m = network.sizeMultiple
         let paddedHeight = (content.height + m - 1) / m * m, paddedWidth = (content.width + m - 1) / m * m
-        let input = Stylizer.tensor(content, padToHeight: paddedHeight, width: paddedWidth)
-        let mask = maskRegions.map { Stylizer.fitMask($0, height: content.height, width: content.width,
-                                                      padToHeight: paddedHeight, width: paddedWidth) }
-        let start = DispatchTime.now().uptimeNanoseconds
+        let input = stages.time("prepare") { Stylizer.tensor(content, padToHeight: paddedHeight, width: paddedWidth) }
+        let mask = stages.time("prepare") {
+            maskRegions.map { Stylizer.fitMask($0, height: content.height, width: content.width,
+                                               padToHeight: paddedHeight, width: paddedWidth) }
+        }
         ctx.plannedFlops = network.plannedFlops(content: Size(height: paddedHeight, width: paddedWidth),
                                                 styleSizes: prepared.values.map { Size(height: $0.height, width: $0.width) },
                                                 alpha: options.alpha)
@@ -127,20 +138,22 @@ public struct Stylizer: Sendable {
                 }
                 codes.append(code)
             case .image:
-                let style = Stylizer.tensor(prepared[i]!)
-                codes.append(try run { try network.encodeStyle(style, ctx) })
+                let style = stages.time("prepare") { Stylizer.tensor(prepared[i]!) }
+                codes.append(try stages.time("style_encode") { try run { try network.encodeStyle(style, ctx) } })
             }
         }
         let weights = options.styleWeights ?? [Float](repeating: 1, count: styles.count)
-        let output = try run {
-            if let mask {
-                return try network.stylize(content: input, foreground: codes[0], background: codes[1], mask: mask, alpha: options.alpha, ctx)
+        let output = try stages.time("network") {
+            try run {
+                if let mask {
+                    return try network.stylize(content: input, foreground: codes[0], background: codes[1], mask: mask, alpha: options.alpha, ctx)
+                }
+                return try network.stylize(content: input, styles: codes, weights: weights, alpha: options.alpha, ctx)
             }
-            return try network.stylize(content: input, styles: codes, weights: weights, alpha: options.alpha, ctx)
         }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return StylizeResult(image: Stylizer.image(output, height: content.height, width: content.width),
-                             inferenceSeconds: seconds, flops: ctx.doneFlops)
+        let image = stages.time("crop") { Stylizer.image(output, height: content.height, width: content.width) }
+        return StylizeResult(image: image, inferenceSeconds: stages["style_encode"] + stages["network"], flops: ctx.doneFlops,
+                             stages: stages)
     }
 
     /// Translates engine errors (cancellation, parameter errors) into pipeline errors.
@@ -218,27 +231,5 @@ public struct Stylizer: Sendable {
             }
         }
         return PlanarImage(width: width, height: height, pixels: pixels)
-    }
-}
-
-extension Stylizer {
-    /// Decodes image bytes, mapping codec errors to pipeline errors that name the input.
-    public static func decode(_ bytes: [UInt8], input: String, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws -> PlanarImage {
-        do {
-            return try ImageDecoder.decode(bytes, maxPixels: maxPixels)
-        } catch let e as ImageCodecError {
-            throw PipelineError.from(e, input: input)
-        }
-    }
-
-    /// Decodes a mask image straight to its regions (`regionMask`): only a byte per pixel is kept,
-    /// not the decoded colour planes (a 4K mask: 8 MB instead of 100 MB through the job).
-    public static func decodeMask(_ bytes: [UInt8], input: String = "mask", maxPixels: Int = ImageDecoder.defaultMaxPixels) throws -> RegionMask {
-        regionMask(try decode(bytes, input: input, maxPixels: maxPixels))
-    }
-
-    /// Encodes the result in the requested format.
-    public static func encode(_ image: PlanarImage, options: StylizeOptions) throws -> [UInt8] {
-        options.format == .jpeg ? try ImageEncoder.jpeg(image, quality: options.jpegQuality) : try ImageEncoder.png(image)
     }
 }

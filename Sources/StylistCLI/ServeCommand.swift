@@ -30,6 +30,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Directory of *.safetensors models (config: models_dir).")
     var models: String?
 
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL shared by every replica (config: database_url; env STYLIST_DATABASE_URL).")
+    var databaseURL: String?
+
+    @Option(help: "all, api or worker (config: role); api and worker need --database-url.")
+    var role: String?
+
     func run() throws {
         try reportingErrors {
             let (settings, file) = try StylistConfig.load(file: config) { c in
@@ -37,6 +43,8 @@ struct ServeCommand: ParsableCommand {
                 if let port { c.port = port }
                 if let dataDir { c.dataDir = dataDir }
                 if let models { c.modelsDir = models }
+                if let databaseURL { c.databaseURL = databaseURL }
+                if let role { c.role = role }
             }
             let server = StylistServer(config: settings)
             if let file { server.logger.info("configuration read", metadata: ["file": "\(file)"]) }

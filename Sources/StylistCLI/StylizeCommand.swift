@@ -44,6 +44,9 @@ struct StylizeCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress bar (there is none when stderr is not a terminal either).")
     var quiet = false
 
+    @Flag(name: .shortAndLong, help: "Print the time of each stage (read, decode, resize, style encode, network, encode, write).")
+    var verbose = false
+
     func run() throws {
         try reportingErrors {
             var options = StylizeOptions()
@@ -70,20 +73,31 @@ struct StylizeCommand: ParsableCommand {
             try options.validate(styleCount: styles.count, masked: mask != nil)
 
             let network = try commandLineCatalog(models: models).network(named: model)
-            let contentImage = try Stylizer.decode(try readFile(content), input: "content \(content)")
-            let styleImages = try styles.map { StyleInput.image(try Stylizer.decode(try readFile($0), input: "style \($0)")) }
-            let maskRegions = try mask.map { try Stylizer.decodeMask(try readFile($0), input: "mask \($0)") }
+            // The service's path: every input read, then decoded side by side straight to max-size.
+            var stages = StageTimings()
+            let files = try stages.time("read") {
+                try ([("content", content)] + styles.map { ("style", $0) }).map { (bytes: try readFile($0.1), input: "\($0.0) \($0.1)") }
+            }
+            let images = try stages.time("decode") { try Stylizer.decodeAll(files, fittingTo: maxSize) }
+            let maskBytes = try mask.map { path in try stages.time("read") { try readFile(path) } }
+            let maskRegions = try maskBytes.map { bytes in try stages.time("decode") { try Stylizer.decodeMask(bytes, input: "mask \(mask!)") } }
             let ctx = RunContext()
             let bar = !quiet && isatty(STDERR_FILENO) != 0 ? ProgressBar(label: "stylizing") : nil
             if let bar { ctx.onProgress = { bar.show($0) } }
-            let result = try Stylizer(network: network).stylize(content: contentImage, styles: styleImages, mask: maskRegions,
-                                                                options: options, ctx: ctx)
+            let result = try Stylizer(network: network).stylize(content: images[0], styles: images.dropFirst().map { .image($0) },
+                                                                mask: maskRegions, options: options, ctx: ctx)
             bar?.finish()
-            let bytes = try Stylizer.encode(result.image, options: options)
-            guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
-                throw CLIError("cannot write \(output)")
+            stages.add(result.stages)
+            let bytes = try stages.time("encode") { try Stylizer.encode(result.image, options: options) }
+            try stages.time("write") {
+                guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
+                    throw CLIError("cannot write \(output)")
+                }
             }
             print("wrote \(output): \(result.image.width)x\(result.image.height) \(options.format.rawValue), inference \(String(format: "%.3f", result.inferenceSeconds)) s (\(String(format: "%.1f", result.flops / 1e9)) GFLOP)")
+            if verbose {
+                print("stages: \(stages.summary); total \(String(format: "%.1f", stages.total * 1000)) ms")
+            }
         }
     }
 }

@@ -49,6 +49,8 @@ final class API: HTTPResponder, @unchecked Sendable {
     let openAPI: [UInt8]?
     /// SHA-256 (hex) of each configured API key, computed once: requests compare digests.
     let keyDigests: [[UInt8]]
+    /// Encoded job answers by job and version (JobBodyCache.swift).
+    let jobBodies = JobBodyCache()
     private let stateLock = NSLock()
     private var _draining = false
     private var router = Router()
@@ -84,7 +86,7 @@ final class API: HTTPResponder, @unchecked Sendable {
     func makeRouter() -> Router {
         var r = Router()
         r.add("POST", "/v1/jobs") { [unowned self] in try await createJob($0) }
-        r.add("GET", "/v1/jobs/{id}") { [unowned self] in try await getJob($0) }
+        r.add("GET", "/v1/jobs/{id}", immediate: { [unowned self] in try getJobAtOnce($0) }) { [unowned self] in try await getJob($0) }
         r.add("DELETE", "/v1/jobs/{id}") { [unowned self] in try deleteJob($0) }
         r.add("GET", "/v1/jobs/{id}/result") { [unowned self] in try getResult($0) }
         r.add("GET", "/v1/jobs/{id}/events") { [unowned self] in try getEvents($0) }
@@ -93,13 +95,18 @@ final class API: HTTPResponder, @unchecked Sendable {
         r.add("GET", "/v1/styles/{id}") { [unowned self] in try getStyle($0) }
         r.add("DELETE", "/v1/styles/{id}") { [unowned self] in try await deleteStyle($0) }
         r.add("GET", "/v1/models") { [unowned self] _ in listModels() }
-        r.add("GET", "/healthz") { _ in .json(.object([("status", "ok")])) }
+        let healthy = HTTPResponse.json(.object([("status", "ok")]))   // encoded once: probes ask often
+        r.add("GET", "/healthz", immediate: { _ in healthy }) { _ in healthy }
         r.add("GET", "/readyz") { [unowned self] _ in try readyz() }
         r.add("GET", "/metrics") { [unowned self] _ in metricsText() }
         r.add("GET", "/openapi.yaml") { [unowned self] _ in try openAPIDocument() }
         addWebPageRoutes(&r)   // WebPage.swift: GET /, /app.js, /app.css, /v1/styles/{id}/image
+        if config.role == "worker" { r.keep(Self.workerRoutes) }
         return r
     }
+
+    /// What a worker-only replica serves: it runs jobs and answers its orchestrator.
+    static let workerRoutes: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
     // MARK: HTTPResponder
 
@@ -117,7 +124,7 @@ final class API: HTTPResponder, @unchecked Sendable {
                 route = template
                 refusal = APIError(405, "\(head.method) is not allowed on \(head.path); allowed: \(allow.joined(separator: ", ")).",
                                    headers: ["Allow": allow.joined(separator: ", ")])
-            case .found(_, _, let template):
+            case .found(_, _, let template, _):
                 route = template
                 if head.method != "POST" && Self.announcesBody(head) {
                     // Refused before a byte of it is read: a large body on /healthz would otherwise be received in full.
@@ -147,12 +154,15 @@ final class API: HTTPResponder, @unchecked Sendable {
         let start = DispatchTime.now().uptimeNanoseconds
         let head = request.head
         var route = "unmatched"
-        var response: HTTPResponse
+        var logFields: RequestLogFields?
+        let response: HTTPResponse
         switch router.match(method: head.method, path: head.path) {
-        case .found(let handler, let params, let template):
+        case .found(let handler, let params, let template, _):
             route = template
+            let context = RequestContext(request: request, params: params, route: template)
+            logFields = context.log
             do {
-                response = try await handler(RequestContext(request: request, params: params, route: template))
+                response = try await handler(context)
             } catch let e as APIError {
                 response = e.response
             } catch let e as ErrnoCarrying {
@@ -172,20 +182,43 @@ final class API: HTTPResponder, @unchecked Sendable {
         case .notFound:
             response = APIError(404, "No resource at \(head.path).").response
         }
-        finish(head, route: route, response: response, start: start, remote: request.remoteAddress)
-        response.headers.remove("X-Job-Id")   // only for the log line
+        finish(head, route: route, response: response, start: start, remote: request.remoteAddress, job: logFields?.job)
         return response
     }
 
-    func finish(_ head: HTTPRequestHead, route: String, response: HTTPResponse, start: UInt64, remote: String?) {
+    /// Routes with an immediate handler (the health check, a job poll without `wait`) are answered
+    /// on the connection's queue. A failure other than an `APIError` gives nil: `respond` runs the
+    /// route again and logs and maps it.
+    func respondImmediately(to request: HTTPRequest) -> HTTPResponse? {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let head = request.head
+        guard case .found(_, let params, let template, let immediate?) = router.match(method: head.method, path: head.path) else {
+            return nil
+        }
+        let context = RequestContext(request: request, params: params, route: template)
+        let response: HTTPResponse
+        do {
+            guard let answer = try immediate(context) else { return nil }
+            response = answer
+        } catch let e as APIError {
+            response = e.response
+        } catch {
+            return nil
+        }
+        finish(head, route: template, response: response, start: start, remote: request.remoteAddress, job: context.log.job)
+        return response
+    }
+
+    /// Records the request's metrics and writes its log line; `job` is the job a handler noted in `RequestContext.log`.
+    func finish(_ head: HTTPRequestHead, route: String, response: HTTPResponse, start: UInt64, remote: String?, job: String? = nil) {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         metrics.recordRequest(route: route, method: Metrics.methodLabel(head.method), status: response.status, seconds: seconds)
         var meta: Logger.Metadata = [
             "method": "\(head.method)", "path": "\(head.path)", "route": "\(route)",
-            "status": "\(response.status)", "ms": "\(String(format: "%.2f", seconds * 1000))",
+            "status": "\(response.status)", "ms": "\(LogTimestamp.milliseconds(seconds))",
         ]
         if let remote { meta["remote"] = "\(remote)" }
-        if let job = response.headers["X-Job-Id"] { meta["job"] = "\(job)" }
+        if let job { meta["job"] = "\(job)" }
         logger.info("request", metadata: meta)
     }
 
@@ -322,6 +355,7 @@ final class API: HTTPResponder, @unchecked Sendable {
             ("status", .string(r.status.rawValue)),
             ("progress", .double((r.progress * 10000).rounded() / 10000)),
             ("queue_position", snap.queuePosition.map(JSONValue.int) ?? .null),
+            ("attempts", .int(r.attempts)),
             ("model", .optional(params?.model)),
             ("parameters", params?.json ?? .null),
             ("created_at", date(r.createdAt)),
@@ -373,7 +407,7 @@ final class API: HTTPResponder, @unchecked Sendable {
     // MARK: Operations
 
     func readyz() throws -> HTTPResponse {
-        let modelsLoaded = catalog.availableModels.contains(config.defaultModel)
+        let modelsLoaded = config.role == "api" || catalog.availableModels.contains(config.defaultModel)
         let storeOK = jobs.isAvailable
         let queueOK = !storeOK || !jobs.isFull
         let running = !draining

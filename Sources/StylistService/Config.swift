@@ -55,6 +55,19 @@ public struct StylistConfig: Codable, Equatable, Sendable {
     public var logLevel = "info"
     /// `text` (one `key=value` line per event) or `json` (one JSON object per line).
     public var logFormat = "text"
+    /// PostgreSQL URL (`postgres://user:password@host:port/db`): job records, the queue, blobs
+    /// and styles live in that database, shared by every replica; null keeps them in `data_dir`.
+    public var databaseURL: String? = nil
+    /// What this replica does: `all` (API and workers), `api` (no engine), `worker` (runs jobs;
+    /// serves only `/healthz`, `/readyz` and `/metrics`). `api` and `worker` need `database_url`.
+    public var role = "all"
+    /// Seconds a worker's claim on a job lasts without renewal (database only); a job whose
+    /// replica died runs again elsewhere this long after it stopped renewing.
+    public var jobLeaseSeconds: Double = 30
+    /// A job whose worker died this many times fails instead of running again.
+    public var maxAttempts = 3
+    /// Database connections per replica (at least workers + 3).
+    public var databasePoolSize = 8
     /// HTTP limits and timeouts.
     public var http = HTTP()
     /// HTTPS: both paths set turn TLS on.
@@ -235,6 +248,11 @@ extension StylistConfig {
         number("job_ttl_seconds", \.jobTTLSeconds, "positive") { $0 > 0 },
         number("wait_cap_seconds", \.waitCapSeconds, "0...3600") { $0 >= 0 && $0 <= 3600 },
         number("shutdown_grace_seconds", \.shutdownGraceSeconds, "non-negative") { $0 >= 0 },
+        optionalText("database_url", \.databaseURL),
+        text("role", \.role, "one of all, api, worker") { ["all", "api", "worker"].contains($0) },
+        number("job_lease_seconds", \.jobLeaseSeconds, "1...3600") { $0 >= 1 && $0 <= 3600 },
+        integer("max_attempts", \.maxAttempts, 1...100),
+        integer("database_pool_size", \.databasePoolSize, 2...256),
         Setting(key: "api_keys", env: "STYLIST_API_KEYS", read: { .array($0.apiKeys.map(ConfigJSON.string)) },
                 fromJSON: { c, v in
                     guard case .array(let items) = v else { throw ConfigError("'api_keys' must be an array of strings") }
@@ -395,6 +413,12 @@ extension StylistConfig {
         // Rules between settings.
         if maxSize > maxSizeCap { throw ConfigError("max_size must be 16...max_size_cap (\(maxSizeCap)), got \(maxSize)") }
         if (tls.cert == nil) != (tls.key == nil) { throw ConfigError("tls.cert and tls.key must be set together") }
+        if role != "all" && databaseURL == nil {
+            throw ConfigError("role '\(role)' needs database_url: api and worker replicas share their jobs through PostgreSQL")
+        }
+        if let url = databaseURL, !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) {
+            throw ConfigError("database_url must start with postgres:// or postgresql://")
+        }
         if let cert = tls.cert, !FileManager.default.fileExists(atPath: cert) { throw ConfigError("tls.cert: no such file \(cert)") }
         if let key = tls.key, !FileManager.default.fileExists(atPath: key) { throw ConfigError("tls.key: no such file \(key)") }
     }

@@ -61,11 +61,18 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
         self.logger = logger
     }
 
-    /// The queue drained: the engine's idle buffers go back to the system, so an idle server does not
-    /// keep the last job's activations (up to 384 MB of reuse cache) resident.
-    func becameIdle() { EngineMemory.releaseIdle() }
+    /// Seconds without a job before the engine's idle buffers go back to the system.
+    static let idleReleaseDelay: TimeInterval = 10
+    private let idleRelease = EngineIdleRelease(delay: StyleJobExecutor.idleReleaseDelay)
+
+    /// The queue drained: unless another job comes within `idleReleaseDelay`, the engine's idle
+    /// buffers go back to the system, so an idle server does not keep the last job's activations
+    /// (up to 384 MB of reuse cache) resident.
+    func becameIdle() { idleRelease.becameIdle() }
 
     func execute(_ job: JobRecord, blobs: BlobStore, progress: JobProgress) throws -> JobResult {
+        idleRelease.jobStarted()
+        defer { idleRelease.jobEnded() }
         hooks.onStart?(job.id)
         do {
             return try run(job, blobs: blobs, progress: progress)
@@ -86,41 +93,66 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
         let hook = hooks.onLayer
         let id = job.id
         ctx.isCanceled = { progress.isCanceled }
+        // Progress reaches the job system from a serial queue: persisting it (a record save with
+        // fsync, a few times a second) must not stall the engine between two layers. A test hook
+        // sees the report already made.
+        let reports = DispatchQueue(label: "stylist.job-progress")
         ctx.onProgress = { fraction in
-            progress.report(fraction)
-            hook?(id, fraction)
+            reports.async { progress.report(fraction) }
+            if let hook {
+                reports.sync {}
+                hook(id, fraction)
+            }
         }
 
-        func input(_ name: String, _ what: String) throws -> PlanarImage {
-            guard let bytes = try blobs.get(job: job.id, name: name) else {
+        var stages = StageTimings()
+        func read(_ name: String, _ what: String) throws -> [UInt8] {
+            guard let bytes = try stages.time("read", { try blobs.get(job: job.id, name: name) }) else {
                 throw JobFailure(status: 500, title: "Missing input", detail: "the job's \(what) is missing from the blob store")
             }
-            return try Stylizer.decode(bytes, input: what, maxPixels: maxPixels)
+            return bytes
         }
 
-        let content = try input("content", "content")
+        // Every uploaded image is read first, then all are decoded side by side (one per core), each
+        // once, straight to the job's size (a large JPEG at a reduced IDCT scale).
+        var uploads = [(bytes: try read("content", "content"), input: "content")]
+        for (i, source) in params.styles.enumerated() {
+            if case .upload(let blob) = source { uploads.append((try read(blob, "style \(i + 1)"), "style \(i + 1)")) }
+        }
+        let images = try stages.time("decode") {
+            try Stylizer.decodeAll(uploads, maxPixels: maxPixels, fittingTo: params.options.maxSize)
+        }
+        var decoded = images.makeIterator()
+        let content = decoded.next()!
         try progress.checkCancellation()
         var inputs: [StyleInput] = []
         for (i, source) in params.styles.enumerated() {
             switch source {
-            case .upload(let blob):
-                inputs.append(.image(try input(blob, "style \(i + 1)")))
+            case .upload:
+                inputs.append(.image(decoded.next()!))
             case .registered(let styleID):
-                inputs.append(try registeredStyle(styleID, index: i, params: params, stylizer: stylizer, ctx: ctx))
+                inputs.append(try stages.time("registered_style") {
+                    try registeredStyle(styleID, index: i, params: params, stylizer: stylizer, ctx: ctx)
+                })
             }
             try progress.checkCancellation()
         }
         var mask: RegionMask?
         if params.mask {
-            guard let bytes = try blobs.get(job: job.id, name: "mask") else {
-                throw JobFailure(status: 500, title: "Missing input", detail: "the job's mask is missing from the blob store")
-            }
-            mask = try Stylizer.decodeMask(bytes, maxPixels: maxPixels)
+            let bytes = try read("mask", "mask")
+            mask = try stages.time("decode") { try Stylizer.decodeMask(bytes, maxPixels: maxPixels) }
         }
         let result = try stylizer.stylize(content: content, styles: inputs, mask: mask, options: params.options, ctx: ctx)
+        stages.add(result.stages)
         metrics.recordInference(model: params.model, seconds: result.inferenceSeconds, flops: result.flops)
         try progress.checkCancellation()
-        let bytes = try Stylizer.encode(result.image, options: params.options)
+        let bytes = try stages.time("encode") { try Stylizer.encode(result.image, options: params.options) }
+        var metadata: Logger.Metadata = ["job": "\(job.id)", "model": "\(params.model)", "max_size": "\(params.options.maxSize)",
+                                         "format": "\(params.options.format.rawValue)", "bytes": "\(bytes.count)",
+                                         "total_ms": "\(String(format: "%.1f", stages.total * 1000))"]
+        for (key, value) in stages.milliseconds { metadata[key] = "\(value)" }
+        // The job system's own share (record saves, storing the result) is in its "job finished" line.
+        logger.info("job stages", metadata: metadata)
         return JobResult(bytes: bytes, contentType: params.options.format.mimeType)
     }
 
@@ -132,7 +164,10 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
             guard let bytes = try styles.imageBytes(styleID) else {
                 throw JobFailure(status: 404, title: "Style not found", detail: "registered style \(styleID) was deleted before the job ran")
             }
-            return try Stylizer.decode(bytes, input: "style \(index + 1) (\(styleID))", maxPixels: maxPixels)
+            // At the job's size, as an uploaded style is decoded: a registered style gives exactly
+            // the pixels of the same image uploaded.
+            return try Stylizer.decode(bytes, input: "style \(index + 1) (\(styleID))", maxPixels: maxPixels,
+                                       fittingTo: params.options.maxSize)
         }
         if params.options.preserveColor { return .image(try image()) }
         let key = CachedStyleCode.key(model: params.model, maxSize: params.options.maxSize)

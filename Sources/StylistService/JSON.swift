@@ -24,37 +24,44 @@ public enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral, Expressi
 
     /// Compact UTF-8 JSON.
     public func serialized() -> String {
-        var out = ""
+        var out: [UInt8] = []
         write(&out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Compact UTF-8 JSON bytes with a trailing newline (friendlier on a terminal with curl).
-    public var bytes: [UInt8] { Array((serialized() + "\n").utf8) }
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        write(&out)
+        out.append(0x0A)
+        return out
+    }
 
-    private func write(_ out: inout String) {
+    /// Appends the compact encoding, byte by byte: no intermediate strings.
+    private func write(_ out: inout [UInt8]) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
-        case .double(let d): out += Self.number(d)
-        case .string(let s): out += Self.quote(s)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .double(let d): out.append(contentsOf: Self.number(d).utf8)
+        case .string(let s): appendJSONString(s, to: &out)
         case .array(let items):
-            out += "["
+            out.append(0x5B)   // [
             for (i, v) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(0x2C) }
                 v.write(&out)
             }
-            out += "]"
+            out.append(0x5D)
         case .object(let members):
-            out += "{"
+            out.append(0x7B)   // {
             for (i, (k, v)) in members.enumerated() {
-                if i > 0 { out += "," }
-                out += Self.quote(k)
-                out += ":"
+                if i > 0 { out.append(0x2C) }
+                appendJSONString(k, to: &out)
+                out.append(0x3A)
                 v.write(&out)
             }
-            out += "}"
+            out.append(0x7D)
         }
     }
 
@@ -108,9 +115,14 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 extension HTTPResponse {
     /// An `application/json` answer.
     static func json(_ value: JSONValue, status: Int = 200, headers: HTTPHeaders = [:]) -> HTTPResponse {
+        json(encoded: value.bytes, status: status, headers: headers)
+    }
+
+    /// An `application/json` answer whose body is already encoded.
+    static func json(encoded body: [UInt8], status: Int = 200, headers: HTTPHeaders = [:]) -> HTTPResponse {
         var h = headers
         h["Content-Type"] = "application/json"
         if !h.contains("Cache-Control") { h["Cache-Control"] = "no-store" }
-        return HTTPResponse(status: status, headers: h, body: .bytes(value.bytes))
+        return HTTPResponse(status: status, headers: h, body: .bytes(body))
     }
 }

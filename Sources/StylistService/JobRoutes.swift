@@ -39,7 +39,8 @@ extension API {
             }
             consumed = result.created   // created: the spooled inputs were moved into the blob store
             let id = result.snapshot.record.id
-            var headers: HTTPHeaders = ["Location": "/v1/jobs/\(id)", "X-Job-Id": id]
+            ctx.log.job = id
+            var headers: HTTPHeaders = ["Location": "/v1/jobs/\(id)"]
             if !result.created { headers["Idempotency-Replayed"] = "true" }
             return .json(jobJSON(result.snapshot), status: 202, headers: headers)
         }
@@ -51,7 +52,6 @@ extension API {
         var content: MultipartPart?
         var styleEntries: [(source: StyleSource, part: MultipartPart?)] = []
         var fields: [String: String] = [:]
-        var uploads = 0
         var mask: MultipartPart?
         for part in parts {
             switch part.name {
@@ -60,7 +60,6 @@ extension API {
                 content = part
             case "style":
                 styleEntries.append((.upload("style\(styleEntries.count)"), part))
-                uploads += 1
             case "style_id":
                 let id = try Self.text(part)
                 guard let style = try styles.get(id), style.owner == owner else { throw APIError(400, "Unknown style_id '\(id)'; register it with POST /v1/styles.") }
@@ -168,6 +167,15 @@ extension API {
         return (JobParameters(model: model, options: options, styles: styleEntries.map(\.source), mask: mask != nil), inputs, styleIDs, digest)
     }
 
+    /// GET /v1/jobs/{id} without `wait`: nothing to wait for, so it is answered at once (nil with `wait`).
+    func getJobAtOnce(_ ctx: RequestContext) throws -> HTTPResponse? {
+        guard ctx.head.queryValue("wait") == nil else { return nil }
+        let id = ctx.param("id")
+        let snap = try lookup(id, owner: owner(ctx.head))
+        ctx.log.job = id
+        return .json(encoded: jobBody(snap))
+    }
+
     func getJob(_ ctx: RequestContext) async throws -> HTTPResponse {
         let id = ctx.param("id")
         let owner = owner(ctx.head)
@@ -189,16 +197,17 @@ extension API {
                 snap = changed
             }
         }
-        return .json(jobJSON(snap), headers: ["X-Job-Id": id])
+        ctx.log.job = id
+        return .json(encoded: jobBody(snap))
     }
 
     func deleteJob(_ ctx: RequestContext) throws -> HTTPResponse {
         let id = ctx.param("id")
         if case .found(let s) = try jobs.lookup(id: id), s.record.owner != owner(ctx.head) { throw APIError(404, "No job \(id).") }
         switch try jobs.cancel(id: id) {
-        case .canceled(let snap): return .json(jobJSON(snap), status: 200, headers: ["X-Job-Id": id])
-        case .cancelRequested(let snap): return .json(jobJSON(snap), status: 202, headers: ["X-Job-Id": id])
-        case .deleted: return HTTPResponse(status: 204, headers: ["X-Job-Id": id])
+        case .canceled(let snap): ctx.log.job = id; return .json(jobJSON(snap), status: 200)
+        case .cancelRequested(let snap): ctx.log.job = id; return .json(jobJSON(snap), status: 202)
+        case .deleted: ctx.log.job = id; return HTTPResponse(status: 204)
         case .expired(let t):
             throw APIError(410, "Job \(id) expired at \(JobsJSON.format(t.expiredAt)); its files were removed (job_ttl_seconds).")
         case .notFound: throw APIError(404, "No job \(id).")
@@ -226,7 +235,8 @@ extension API {
         let etag = "\"\(sha)\""
         let type = record.resultContentType ?? "application/octet-stream"
         let ext = type == "image/jpeg" ? "jpg" : "png"
-        var headers: HTTPHeaders = ["ETag": etag, "Cache-Control": "private, no-cache", "X-Job-Id": id]
+        ctx.log.job = id
+        var headers: HTTPHeaders = ["ETag": etag, "Cache-Control": "private, no-cache"]
         if let inm = ctx.head.headers.values("If-None-Match").first, Self.etagMatches(inm, etag) {
             return HTTPResponse(status: 304, headers: headers)
         }
@@ -278,8 +288,9 @@ extension API {
             pump.cancel()
             heartbeat.cancel()
         }
+        ctx.log.job = id
         return HTTPResponse(status: 200, headers: ["Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                                   "X-Accel-Buffering": "no", "X-Job-Id": id],
+                                                   "X-Accel-Buffering": "no"],
                             body: .stream(stream))
     }
 }

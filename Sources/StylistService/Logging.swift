@@ -1,5 +1,5 @@
 import Foundation
-import Jobs
+import HTTPCore
 import Logging
 
 /// One structured line per event on stderr: `text` is
@@ -19,8 +19,8 @@ public struct StylistLogHandler: LogHandler {
         self.logLevel = level
         self.json = json
         self.sink = sink ?? { line in
-            let bytes = Array(line.utf8)
-            bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+            var line = line
+            line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
         }
     }
 
@@ -30,25 +30,113 @@ public struct StylistLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let level = event.level, message = event.message
         var all = metadata
-        if let explicit = event.metadata { all.merge(explicit) { $1 } }
-        let keys = all.keys.sorted()
-        let ts = JobsJSON.format(Date())
-        if json {
-            var out = "{\"ts\":\(JSONValue.quote(ts)),\"level\":\(JSONValue.quote(level.rawValue)),\"logger\":\(JSONValue.quote(label)),\"msg\":\(JSONValue.quote(message.description))"
-            for k in keys { out += ",\(JSONValue.quote(k)):\(JSONValue.quote(all[k]!.description))" }
-            sink(out + "}\n")
-        } else {
-            var out = "\(ts) \(level.rawValue) \(label) \(message.description)"
-            for k in keys { out += " \(k)=\(Self.logfmt(all[k]!.description))" }
-            sink(out + "\n")
+        if let explicit = event.metadata {
+            if all.isEmpty { all = explicit } else { all.merge(explicit) { $1 } }
         }
+        let keys = all.keys.sorted()
+        // Built as bytes with a hand-written timestamp: the request log is on by default, on every request.
+        var out: [UInt8] = []
+        out.reserveCapacity(160 + 24 * keys.count)
+        if json {
+            out.append(contentsOf: "{\"ts\":\"".utf8)
+            LogTimestamp.append(to: &out)
+            out.append(contentsOf: "\",\"level\":".utf8)
+            appendJSONString(event.level.rawValue, to: &out)
+            out.append(contentsOf: ",\"logger\":".utf8)
+            appendJSONString(label, to: &out)
+            out.append(contentsOf: ",\"msg\":".utf8)
+            appendJSONString(event.message.description, to: &out)
+            for k in keys {
+                out.append(0x2C)
+                appendJSONString(k, to: &out)
+                out.append(0x3A)
+                appendJSONString(all[k]!.description, to: &out)
+            }
+            out.append(contentsOf: "}\n".utf8)
+        } else {
+            LogTimestamp.append(to: &out)
+            out.append(0x20)
+            out.append(contentsOf: event.level.rawValue.utf8)
+            out.append(0x20)
+            out.append(contentsOf: label.utf8)
+            out.append(0x20)
+            out.append(contentsOf: event.message.description.utf8)
+            for k in keys {
+                out.append(0x20)
+                out.append(contentsOf: k.utf8)
+                out.append(0x3D)
+                Self.appendLogfmt(all[k]!.description, to: &out)
+            }
+            out.append(0x0A)
+        }
+        sink(String(decoding: out, as: UTF8.self))
     }
 
-    static func logfmt(_ s: String) -> String {
-        if !s.isEmpty && !s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) { return s }
-        return JSONValue.quote(s)
+    /// A logfmt value: as is when it is plain, else quoted as a JSON string.
+    static func appendLogfmt(_ s: String, to out: inout [UInt8]) {
+        if isPlain(s) { out.append(contentsOf: s.utf8) } else { appendJSONString(s, to: &out) }
+    }
+
+    /// Non-empty, with no space, quote, '=' or line break.
+    static func isPlain(_ s: String) -> Bool {
+        guard !s.isEmpty else { return false }
+        var ascii = true
+        for b in s.utf8 {
+            if b == 0x20 || b == 0x22 || b == 0x3D || (b >= 0x0A && b <= 0x0D) { return false }
+            if b >= 0x80 { ascii = false }
+        }
+        return ascii || !s.contains(where: \.isNewline)   // U+0085, U+2028 and U+2029 break lines too
+    }
+}
+
+/// Facts a handler adds to its request's log line, filled while it runs and read when the line is
+/// written; they travel beside the response, never in it.
+public final class RequestLogFields: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _job: String?
+
+    public init() {}
+
+    /// The job the request concerned, written as `job=`.
+    public var job: String? {
+        get { lock.lock(); defer { lock.unlock() }; return _job }
+        set { lock.lock(); _job = newValue; lock.unlock() }
+    }
+}
+
+/// The log line's UTC timestamp, `2026-01-02T03:04:05.678Z`, written as digits without a formatter.
+enum LogTimestamp {
+    static func append(to out: inout [UInt8]) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var t = tm()
+        gmtime_r(&seconds, &t)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            var v = value
+            while divisor > 0 {
+                out.append(UInt8(0x30 + (v / divisor) % 10))
+                v %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(t.tm_year) + 1900, 4); out.append(0x2D)
+        digits(Int(t.tm_mon) + 1, 2); out.append(0x2D)
+        digits(Int(t.tm_mday), 2); out.append(0x54)
+        digits(Int(t.tm_hour), 2); out.append(0x3A)
+        digits(Int(t.tm_min), 2); out.append(0x3A)
+        digits(Int(t.tm_sec), 2); out.append(0x2E)
+        digits(now.tv_nsec / 1_000_000, 3); out.append(0x5A)
+    }
+
+    /// Milliseconds with two decimals ("12.34"), as the request log writes a duration.
+    static func milliseconds(_ seconds: Double) -> String {
+        let hundredths = Int((max(0, seconds) * 100_000).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 }
 

@@ -42,7 +42,13 @@ struct Histogram {
 /// - `stylist_styles_registered`, `stylist_style_code_cache_total{result="hit|miss"}`.
 public final class Metrics: @unchecked Sendable {
     private let lock = NSLock()
-    private var requests: [String: Int] = [:]   // "route\u{0}method\u{0}status"
+    /// One counter per answered (route template, method, status).
+    private struct RequestKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+    private var requests: [RequestKey: Int] = [:]
     private var latency: [String: Histogram] = [:]
     private var inference: [String: Histogram] = [:]
     private var gflops: [String: Double] = [:]
@@ -62,7 +68,7 @@ public final class Metrics: @unchecked Sendable {
     func recordRequest(route: String, method: String, status: Int, seconds: Double) {
         lock.lock()
         defer { lock.unlock() }
-        requests["\(route)\u{0}\(method)\u{0}\(status)", default: 0] += 1
+        requests[RequestKey(route: route, method: method, status: status), default: 0] += 1
         latency[route, default: Histogram(bounds: Self.latencyBounds)].observe(seconds)
     }
 
@@ -83,10 +89,7 @@ public final class Metrics: @unchecked Sendable {
     public func observedResponses() -> [(route: String, method: String, status: Int, count: Int)] {
         lock.lock()
         defer { lock.unlock() }
-        return requests.map { key, count in
-            let p = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            return (p[0], p[1], Int(p[2]) ?? 0, count)
-        }.sorted { ($0.route, $0.method, $0.status) < ($1.route, $1.method, $1.status) }
+        return requests.map { key, count in (key.route, key.method, key.status, count) }.sorted { ($0.route, $0.method, $0.status) < ($1.route, $1.method, $1.status) }
     }
 
     /// The exposition text.
@@ -94,41 +97,38 @@ public final class Metrics: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var out = ""
-        out += "# HELP stylist_http_requests_total HTTP requests answered, by route template, method and status.\n"
-        out += "# TYPE stylist_http_requests_total counter\n"
-        for key in requests.keys.sorted() {
-            let p = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
-            out += "stylist_http_requests_total{route=\"\(Self.escape(String(p[0])))\",method=\"\(p[1])\",status=\"\(p[2])\"} \(requests[key]!)\n"
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
         }
-        out += "# HELP stylist_http_request_duration_seconds Time to answer a request, by route template.\n"
-        out += "# TYPE stylist_http_request_duration_seconds histogram\n"
+        family("stylist_http_requests_total", "counter", "HTTP requests answered, by route template, method and status.")
+        for (key, count) in requests.sorted(by: { ($0.key.route, $0.key.method, $0.key.status) < ($1.key.route, $1.key.method, $1.key.status) }) {
+            out += "stylist_http_requests_total{route=\"\(Self.escape(key.route))\",method=\"\(key.method)\",status=\"\(key.status)\"} \(count)\n"
+        }
+        family("stylist_http_request_duration_seconds", "histogram", "Time to answer a request, by route template.")
         for route in latency.keys.sorted() {
             latency[route]!.render("stylist_http_request_duration_seconds", labels: "route=\"\(Self.escape(route))\"", into: &out)
         }
-        out += "# HELP stylist_queue_depth Jobs waiting in the queue.\n# TYPE stylist_queue_depth gauge\n"
+        family("stylist_queue_depth", "gauge", "Jobs waiting in the queue.")
         out += "stylist_queue_depth \(jobs.queued)\n"
-        out += "# HELP stylist_queue_capacity Queue capacity (queue_size).\n# TYPE stylist_queue_capacity gauge\n"
+        family("stylist_queue_capacity", "gauge", "Queue capacity (queue_size).")
         out += "stylist_queue_capacity \(jobs.capacity)\n"
-        out += "# HELP stylist_jobs_running Jobs being executed.\n# TYPE stylist_jobs_running gauge\n"
+        family("stylist_jobs_running", "gauge", "Jobs being executed.")
         out += "stylist_jobs_running \(jobs.running)\n"
-        out += "# HELP stylist_jobs_total Jobs finished since start, by outcome.\n# TYPE stylist_jobs_total counter\n"
+        family("stylist_jobs_total", "counter", "Jobs finished since start, by outcome.")
         for outcome in [JobStatus.succeeded, .failed, .canceled] {
             out += "stylist_jobs_total{outcome=\"\(outcome.rawValue)\"} \(jobs.finished[outcome] ?? 0)\n"
         }
-        out += "# HELP stylist_inference_seconds Engine time of succeeded jobs, by model.\n"
-        out += "# TYPE stylist_inference_seconds histogram\n"
+        family("stylist_inference_seconds", "histogram", "Engine time of succeeded jobs, by model.")
         for model in inference.keys.sorted() {
             inference[model]!.render("stylist_inference_seconds", labels: "model=\"\(Self.escape(model))\"", into: &out)
         }
-        out += "# HELP stylist_engine_gflops Engine throughput of the most recent job, GFLOP/s, by model.\n"
-        out += "# TYPE stylist_engine_gflops gauge\n"
+        family("stylist_engine_gflops", "gauge", "Engine throughput of the most recent job, GFLOP/s, by model.")
         for model in gflops.keys.sorted() {
             out += "stylist_engine_gflops{model=\"\(Self.escape(model))\"} \(Self.format(gflops[model]!))\n"
         }
-        out += "# HELP stylist_styles_registered Registered styles.\n# TYPE stylist_styles_registered gauge\n"
+        family("stylist_styles_registered", "gauge", "Registered styles.")
         out += "stylist_styles_registered \(styles)\n"
-        out += "# HELP stylist_style_code_cache_total Registered-style code lookups by jobs, by result.\n"
-        out += "# TYPE stylist_style_code_cache_total counter\n"
+        family("stylist_style_code_cache_total", "counter", "Registered-style code lookups by jobs, by result.")
         for r in ["hit", "miss"] { out += "stylist_style_code_cache_total{result=\"\(r)\"} \(codeCache[r] ?? 0)\n" }
         return out
     }

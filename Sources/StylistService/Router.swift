@@ -7,12 +7,18 @@ public struct RequestContext: Sendable {
     public var params: [String: String]
     /// The route template, e.g. `/v1/jobs/{id}` (the metrics label).
     public var route: String
+    /// What the handler adds to the request's log line (Logging.swift).
+    public let log = RequestLogFields()
     public var head: HTTPRequestHead { request.head }
     public func param(_ name: String) -> String { params[name] ?? "" }
 }
 
 /// A route handler; throw `APIError` for problem+json answers.
 public typealias Handler = @Sendable (RequestContext) async throws -> HTTPResponse
+
+/// A handler that answers without suspending, on the connection's queue (`HTTPResponder.respondImmediately`);
+/// nil leaves the request to the route's `Handler`.
+public typealias ImmediateHandler = @Sendable (RequestContext) throws -> HTTPResponse?
 
 /// Method + path-template routing. Templates are `/`-separated literals and `{name}` segments
 /// (one whole segment each). `HEAD` is served by the `GET` handler (the server drops the body).
@@ -28,11 +34,12 @@ public struct Router: Sendable {
         let template: String
         let segments: [Segment]
         let handler: Handler
+        let immediate: ImmediateHandler?
     }
 
     /// What `match` found.
     public enum Match {
-        case found(handler: Handler, params: [String: String], route: String)
+        case found(handler: Handler, params: [String: String], route: String, immediate: ImmediateHandler?)
         case methodNotAllowed(allow: [String], route: String)
         case notFound
     }
@@ -41,13 +48,18 @@ public struct Router: Sendable {
 
     public init() {}
 
-    /// Adds a route. `template` like `/v1/jobs/{id}/result`.
-    public mutating func add(_ method: String, _ template: String, _ handler: @escaping Handler) {
+    /// Adds a route. `template` like `/v1/jobs/{id}/result`; `immediate` answers what needs no waiting.
+    public mutating func add(_ method: String, _ template: String, immediate: ImmediateHandler? = nil, _ handler: @escaping Handler) {
         let segments: [Segment] = template.split(separator: "/", omittingEmptySubsequences: true).map { s in
             if s.hasPrefix("{") && s.hasSuffix("}") { return .param(String(s.dropFirst().dropLast())) }
             return .literal(String(s))
         }
-        routes.append(Route(method: method, template: template, segments: segments, handler: handler))
+        routes.append(Route(method: method, template: template, segments: segments, handler: handler, immediate: immediate))
+    }
+
+    /// Drops every route whose template is not in `templates`.
+    public mutating func keep(_ templates: Set<String>) {
+        routes.removeAll { !templates.contains($0.template) }
     }
 
     /// Every (method, template) pair served, HEAD included where GET is.
@@ -71,7 +83,7 @@ public struct Router: Sendable {
             guard let params = Self.bind(route.segments, segments) else { continue }
             matchedTemplate = matchedTemplate ?? route.template
             if route.method == method || (method == "HEAD" && route.method == "GET") {
-                return .found(handler: route.handler, params: params, route: route.template)
+                return .found(handler: route.handler, params: params, route: route.template, immediate: route.immediate)
             }
             if !allowed.contains(route.method) { allowed.append(route.method) }
             if route.method == "GET" && !allowed.contains("HEAD") { allowed.append("HEAD") }

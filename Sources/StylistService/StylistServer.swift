@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import HTTPCore
 import Jobs
+import JobsPostgres
 import Logging
 import StylePipeline
 
@@ -74,7 +75,8 @@ public final class StylistServer: @unchecked Sendable {
         }
         let catalog = ModelCatalog(directories: modelDirectories)
         do {
-            _ = try catalog.network(named: config.defaultModel)
+            // An api replica runs no jobs: it checks model names from their headers only.
+            if config.role != "api" { _ = try catalog.network(named: config.defaultModel) }
         } catch {
             releaseLock()
             throw ConfigError("default_model: \(error)")
@@ -84,17 +86,7 @@ public final class StylistServer: @unchecked Sendable {
         let styles: any StyleStore
         let jobs: any JobQueue
         do {
-            styles = try StyleLibrary(directory: data.appendingPathComponent("styles"), maxCount: config.maxStyles,
-                                      maxBytes: config.maxStyleBytes)
-            var jc = JobSystem.Configuration()
-            jc.queueCapacity = config.queueSize
-            jc.workers = config.workers
-            jc.ttl = config.jobTTLSeconds
-            jc.sweepInterval = min(60, max(1, config.jobTTLSeconds / 10))
-            jc.logger = LogSetup.logger("stylist.jobs", config: config, sink: logSink)
-            let executor = StyleJobExecutor(catalog: catalog, styles: styles, metrics: metrics, maxPixels: config.maxPixels,
-                                            hooks: hooks, logger: jc.logger)
-            jobs = try JobSystem.open(directory: data, executor: executor, configuration: jc)
+            (jobs, styles) = try openStores(data: data, catalog: catalog)
         } catch {
             releaseLock()
             throw error
@@ -139,6 +131,45 @@ public final class StylistServer: @unchecked Sendable {
             "models": "\(catalog.availableModels.joined(separator: ","))", "workers": "\(config.workers)",
             "queue_size": "\(config.queueSize)", "auth": "\(config.apiKeys.isEmpty ? "off" : "on")",
         ])
+    }
+
+    /// The job queue and style library: in `data` by default, in PostgreSQL with `database_url`
+    /// (then `data` holds only the upload spool and a cache of blobs). An `api` replica gets no
+    /// executor, so it runs no jobs and never loads a network.
+    private func openStores(data: URL, catalog: ModelCatalog) throws -> (any JobQueue, any StyleStore) {
+        let jobsLogger = LogSetup.logger("stylist.jobs", config: config, sink: logSink)
+        let sweepInterval = min(60, max(1, config.jobTTLSeconds / 10))
+        guard let url = config.databaseURL else {
+            let styles = try StyleLibrary(directory: data.appendingPathComponent("styles"), maxCount: config.maxStyles,
+                                          maxBytes: config.maxStyleBytes)
+            var jc = JobSystem.Configuration()
+            jc.queueCapacity = config.queueSize
+            jc.workers = config.workers
+            jc.ttl = config.jobTTLSeconds
+            jc.maxAttempts = config.maxAttempts
+            jc.sweepInterval = sweepInterval
+            jc.logger = jobsLogger
+            let executor = StyleJobExecutor(catalog: catalog, styles: styles, metrics: metrics, maxPixels: config.maxPixels,
+                                            hooks: hooks, logger: jobsLogger)
+            return (try JobSystem.open(directory: data, executor: executor, configuration: jc), styles)
+        }
+        var pc = PostgresJobQueue.Configuration()
+        pc.queueCapacity = config.queueSize
+        pc.workers = config.role == "api" ? 0 : config.workers
+        pc.ttl = config.jobTTLSeconds
+        pc.maxAttempts = config.maxAttempts
+        pc.leaseSeconds = config.jobLeaseSeconds
+        pc.sweepInterval = sweepInterval
+        pc.logger = jobsLogger
+        let cache = data.appendingPathComponent("cache")
+        let database = try JobDatabase(url: url, poolSize: max(config.databasePoolSize, config.workers + 3),
+                                       logger: LogSetup.logger("stylist.postgres", config: config, sink: logSink))
+        let styles = try PostgresStyleStore(database: database, cacheDirectory: cache, maxCount: config.maxStyles,
+                                            maxBytes: config.maxStyleBytes)
+        let executor = config.role == "api" ? nil
+            : StyleJobExecutor(catalog: catalog, styles: styles, metrics: metrics, maxPixels: config.maxPixels,
+                               hooks: hooks, logger: jobsLogger)
+        return (try PostgresJobQueue(database: database, cacheDirectory: cache, executor: executor, configuration: pc), styles)
     }
 
     /// Graceful shutdown (SIGTERM/SIGINT): readiness fails and new jobs get 503, the listening

@@ -1,5 +1,8 @@
 import Foundation
 import StylistService
+// The raw-socket client lives in TestSupport (the HTTP core's tests use it too); the service's
+// tests get it with the test server.
+@_exported import TestSupport
 
 /// Paths of the repository (this file's location, or `STYLIST_REPO`) and of the shared data
 /// (models, golden cases: `STYLIST_SHARED`, else `../shared` next to the repository).

@@ -1,6 +1,7 @@
 import Foundation
 import ImageCodecs
 import Models
+import TestSupport
 import XCTest
 
 /// Runs the real `stylist` binary the way a user does.
@@ -8,26 +9,11 @@ final class CLITests: XCTestCase {
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     var shared: String { ProcessInfo.processInfo.environment["STYLIST_SHARED"] ?? CLITests.repoRoot.appendingPathComponent("../shared").standardized.path }
 
-    var binary: URL {
-        // The test runner (…/debug/StylistPackageTests.xctest) sits next to the built products.
-        let runner = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-        return runner.deletingLastPathComponent().appendingPathComponent("stylist")
-    }
+    var binary: URL { StylistBinary.url }
 
     func run(_ args: [String], in directory: URL = CLITests.repoRoot, environment: [String: String]? = nil,
              executable: URL? = nil) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = executable ?? binary
-        p.arguments = args
-        p.currentDirectoryURL = directory
-        if let environment { p.environment = environment }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try StylistBinary.run(args, in: directory, environment: environment, executable: executable)
     }
 
     func testStylizeWritesAPNGOfTheContentSize() throws {

@@ -1,6 +1,7 @@
 import Checkpoints
 import Foundation
 import Models
+import TestSupport
 import XCTest
 
 /// pytorch-AdaIN's nn.Sequential pair (no file of it is shared): synthetic checkpoints at small
@@ -19,13 +20,13 @@ final class AdaINLayoutTests: XCTestCase {
     }
 
     static func checkpoint(_ convs: [(Int, Int, Int, Int)], seed: UInt64, zip: Bool) -> (bytes: [UInt8], values: [String: [Float]]) {
-        var rng = SeededFloats(state: seed)
+        var rng = SeededRandom(seed: seed)
         var tensors: [FixtureTensor] = [], storages: [String: [Float]] = [:]
         for (index, o, i, k) in convs {
             for (suffix, shape) in [("weight", [o, i, k, k]), ("bias", [o])] {
                 let name = "\(index).\(suffix)"
                 tensors.append(FixtureTensor(name, shape))
-                storages[name] = rng.next(shape.reduce(1, *))
+                storages[name] = rng.signedUnitFloats(shape.reduce(1, *))
             }
         }
         return (zip ? FixtureCheckpoint.zip(tensors, storages: storages) : FixtureCheckpoint.legacy(tensors, storages: storages), storages)

@@ -139,17 +139,3 @@ enum FixtureCheckpoint {
         return ~c
     }
 }
-
-/// Deterministic pseudo-random floats (xorshift), so failures reproduce.
-struct SeededFloats {
-    var state: UInt64
-    mutating func bits() -> UInt64 {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        return state
-    }
-
-    mutating func next(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Int64(bits() % 2001) - 1000) / 4000 } }
-
-    /// An integer in 0..<bound.
-    mutating func int(_ bound: Int) -> Int { Int(bits() % UInt64(bound)) }
-}

@@ -1,5 +1,6 @@
 import Checkpoints
 import Foundation
+import TestSupport
 import XCTest
 
 /// Both torch.save formats, strides and offsets, wrappers, and hostile input, on hand-built checkpoints.
@@ -85,11 +86,11 @@ final class CheckpointFormatTests: XCTestCase {
         let real = SharedCheckpointTests.shared + "/models/pth/microast_modulator_iter_160000.pth.tar"
         if let data = FileManager.default.contents(atPath: real) { bases.append([UInt8](data.prefix(4000))) }
         let iterations = Int(ProcessInfo.processInfo.environment["CHECKPOINT_FUZZ_ITERATIONS"] ?? "") ?? 2000
-        var rng = SeededFloats(state: 0x9E37_79B9_7F4A_7C15)
+        var rng = SeededRandom(seed: 0x9E37_79B9_7F4A_7C15)
         for base in bases {
             for _ in 0..<iterations {
                 var bytes = base
-                for _ in 0...rng.int(4) { bytes[rng.int(bytes.count)] = UInt8(truncatingIfNeeded: rng.bits()) }
+                for _ in 0...Int.random(in: 0..<4, using: &rng) { bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
                 if let c = try? TorchCheckpoint(bytes: bytes, name: "fuzz") { for t in c.tensors { _ = try? t.tensor.floats() } }
             }
         }

@@ -1,27 +1,11 @@
 import Foundation
 import Models
+import TestSupport
 import XCTest
 
 /// `stylist convert-weights` through the real binary, as a user runs it.
 final class ConvertWeightsCLITests: XCTestCase {
-    var binary: URL {
-        // The test runner (…/debug/StylistPackageTests.xctest) sits next to the built products.
-        let runner = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-        return runner.deletingLastPathComponent().appendingPathComponent("stylist")
-    }
-
-    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) { try StylistBinary.run(args) }
 
     func testConvertWeightsWritesALoadableModel() throws {
         let dir = SharedCheckpointTests.shared + "/models/pth"

@@ -1,19 +1,6 @@
 @testable import Engine
+import TestSupport
 import XCTest
-
-/// A deterministic generator so failures reproduce.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
-    mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in float() } }
-}
 
 /// Straightforward convolution with explicit reflection padding: the reference the kernels must match.
 func naiveConv(_ x: [Float], c: Int, h: Int, w: Int, weight: [Float], bias: [Float], oc: Int, k: Int,
@@ -52,10 +39,10 @@ final class ConvolutionTests: XCTestCase {
     struct Case { let c, h, w, oc, k, stride, groups: Int; let relu: Bool }
 
     func check(_ t: Case, seed: UInt64) {
-        var rng = SplitMix(state: seed)
-        let x = rng.floats(t.c * t.h * t.w)
-        let weight = rng.floats(t.oc * (t.c / t.groups) * t.k * t.k)
-        let bias = rng.floats(t.oc)
+        var rng = SeededRandom(seed: seed)
+        let x = rng.signedUnitFloats(t.c * t.h * t.w)
+        let weight = rng.signedUnitFloats(t.oc * (t.c / t.groups) * t.k * t.k)
+        let bias = rng.signedUnitFloats(t.oc)
         let pad = t.k / 2
         let ref = naiveConv(x, c: t.c, h: t.h, w: t.w, weight: weight, bias: bias, oc: t.oc, k: t.k,
                             stride: t.stride, groups: t.groups, pad: pad, relu: t.relu)
@@ -115,9 +102,9 @@ final class OpsTests: XCTestCase {
     }
 
     func testBilinearUpsampleUsesHalfPixelCentresAndClampsEdges() {
-        var rng = SplitMix(state: 13)
+        var rng = SeededRandom(seed: 13)
         let (c, h, w) = (2, 5, 7)
-        let x = rng.floats(c * h * w)
+        let x = rng.signedUnitFloats(c * h * w)
         let out = Ops.upsampleBilinear2x(Tensor(channels: c, height: h, width: w, values: x))
         // Reference: PyTorch align_corners=false coordinates, clipped, 2-D interpolation.
         func coord(_ o: Int, _ n: Int) -> (Int, Int, Float) {
@@ -166,11 +153,11 @@ final class OpsTests: XCTestCase {
 final class FusedInputTests: XCTestCase {
     /// Convolving a virtually upsampled input equals upsampling first, for both modes and both paths.
     func testFusedUpsamplingEqualsExplicitUpsampling() {
-        var rng = SplitMix(state: 21)
+        var rng = SeededRandom(seed: 21)
         for (c, oc, groups, k) in [(64, 32, 32, 3), (32, 16, 16, 3), (8, 8, 1, 3), (16, 3, 1, 9)] {
             let (h, w) = (7, 13)
-            let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
-            let conv = Conv2D(weight: rng.floats(oc * (c / groups) * k * k), bias: rng.floats(oc), inChannels: c,
+            let x = Tensor(channels: c, height: h, width: w, values: rng.signedUnitFloats(c * h * w))
+            let conv = Conv2D(weight: rng.signedUnitFloats(oc * (c / groups) * k * k), bias: rng.signedUnitFloats(oc), inChannels: c,
                               outChannels: oc, kernel: k, groups: groups, activation: .relu)
             for (mode, explicit) in [(ConvInput.Mode.bilinear2x, Ops.upsampleBilinear2x(x)), (.nearest2x, Ops.upsampleNearest2x(x))] {
                 let fused = conv(ConvInput(x, mode: mode))
@@ -187,11 +174,11 @@ final class WinogradTests: XCTestCase {
     /// odd sizes (ceil-mode windows cut by the edge), heights and widths off the 4-pixel tile and
     /// the 32-pixel store, with and without ReLU.
     func testPoolFusedIntoWinogradMatchesConvThenPool() {
-        var rng = SplitMix(state: 77)
+        var rng = SeededRandom(seed: 77)
         for (c, oc, h, w, relu) in [(16, 16, 7, 9, true), (16, 20, 13, 50, false), (32, 16, 2, 3, true),
                                     (16, 16, 1, 1, true), (24, 16, 33, 64, true), (16, 32, 10, 63, false), (17, 16, 5, 37, true)] {
-            let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
-            let conv = Conv2D(weight: rng.floats(oc * c * 9), bias: rng.floats(oc), inChannels: c, outChannels: oc,
+            let x = Tensor(channels: c, height: h, width: w, values: rng.signedUnitFloats(c * h * w))
+            let conv = Conv2D(weight: rng.signedUnitFloats(oc * c * 9), bias: rng.signedUnitFloats(oc), inChannels: c, outChannels: oc,
                               kernel: 3, activation: relu ? .relu : .none)
             XCTAssertNotNil(conv.winograd4, "\(c)->\(oc) should take the F(4x4) path, or the test compares conv+pool with itself")
             let fused = conv.pooled(x)
@@ -203,10 +190,10 @@ final class WinogradTests: XCTestCase {
 
     /// Winograd F(4x4,3x3) gives the direct convolution's result, odd sizes and fused upsampling included.
     func testWinogradMatchesDirectConvolution() {
-        var rng = SplitMix(state: 31)
+        var rng = SeededRandom(seed: 31)
         for (c, oc, h, w) in [(16, 16, 7, 9), (32, 20, 13, 50), (64, 64, 2, 3), (17, 33, 2, 40), (24, 16, 31, 8), (64, 70, 13, 37), (96, 64, 5, 9)] {
-            let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
-            let weight = rng.floats(oc * c * 9), bias = rng.floats(oc)
+            let x = Tensor(channels: c, height: h, width: w, values: rng.signedUnitFloats(c * h * w))
+            let weight = rng.signedUnitFloats(oc * c * 9), bias = rng.signedUnitFloats(oc)
             let ref = naiveConv(x.values, c: c, h: h, w: w, weight: weight, bias: bias, oc: oc, k: 3, stride: 1, groups: 1, pad: 1, relu: true)
             // Small layers too: the production threshold (16 channels) would send some to the direct path.
             var options = EngineOptions()
@@ -230,10 +217,10 @@ final class PolyphaseTests: XCTestCase {
     /// A 3x3 conv of a nearest-upsampled input computed as four 2x2 convs of the small input gives
     /// the direct convolution of the explicitly upsampled tensor (edges, odd sizes, partial tiles).
     func testPolyphaseMatchesConvolutionOfTheUpsampledTensor() {
-        var rng = SplitMix(state: 77)
+        var rng = SeededRandom(seed: 77)
         for (c, oc, h, w) in [(3, 5, 2, 2), (16, 16, 7, 13), (5, 3, 9, 30), (16, 24, 4, 25), (64, 8, 3, 2)] {
-            let x = Tensor(channels: c, height: h, width: w, values: rng.floats(c * h * w))
-            let weight = rng.floats(oc * c * 9), bias = rng.floats(oc)
+            let x = Tensor(channels: c, height: h, width: w, values: rng.signedUnitFloats(c * h * w))
+            let weight = rng.signedUnitFloats(oc * c * 9), bias = rng.signedUnitFloats(oc)
             let conv = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu)
             XCTAssertNotNil(conv.polyphase)
             let fast = conv(ConvInput(x, mode: .nearest2x))

@@ -25,4 +25,35 @@ final class MemoryTests: XCTestCase {
         EngineMemory.releaseIdle()
         XCTAssertEqual(EngineMemory.idleBytes, 0)
     }
+
+    func testAFullCacheEvictsItsLongestIdleBuffersForNewOnes() {
+        let mib = 1 << 20
+        let cache = BufferCache(capacityBytes: 16 * mib)
+        // Fake addresses: the cache only books pointers, it never touches their memory.
+        let pointers = (1...8).map { UnsafeMutableRawPointer(bitPattern: $0 << 24)! }
+        let large = Array(pointers[0..<4]), small = Array(pointers[4..<8])
+        for p in large { cache.noteSize(p, 4 * mib) }
+        for p in small { cache.noteSize(p, 2 * mib) }
+        for p in large { XCTAssertEqual(cache.give(p).evicted, []) }
+        XCTAssertEqual(cache.idleByteCount, 16 * mib)
+
+        // A full cache of one size takes the next size's buffers, dropping the longest idle first.
+        XCTAssertEqual(cache.give(small[0]).kept, true)
+        XCTAssertEqual(cache.give(small[1]).evicted, [], "the first eviction made room for two")
+        let third = cache.give(small[2])
+        XCTAssertTrue(third.kept)
+        XCTAssertEqual(third.evicted, [large[1]])
+        XCTAssertEqual(cache.idleByteCount, 14 * mib)
+        XCTAssertEqual(cache.take(bytes: 2 * mib), small[2], "the buffer given back last is reused first")
+        XCTAssertEqual(cache.take(bytes: 4 * mib), large[3])
+
+        // A buffer larger than the whole cache is never kept; one not booked is not ours.
+        let huge = UnsafeMutableRawPointer(bitPattern: 9 << 24)!
+        cache.noteSize(huge, 32 * mib)
+        XCTAssertEqual(cache.give(huge).kept, false)
+        XCTAssertEqual(cache.give(small[3]).kept, true)
+        XCTAssertEqual(cache.give(UnsafeMutableRawPointer(bitPattern: 10 << 24)!).kept, false)
+        XCTAssertEqual(Set(cache.drain()), Set([large[2], small[0], small[1], small[3]]))
+        XCTAssertEqual(cache.idleByteCount, 0)
+    }
 }

@@ -1,17 +1,6 @@
 import XCTest
 import HTTPCore
-
-/// A small deterministic PRNG so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import TestSupport
 
 final class ParserFuzzTests: XCTestCase {
     let seeds: [String] = [
@@ -23,7 +12,7 @@ final class ParserFuzzTests: XCTestCase {
 
     /// Mutated requests: whatever the parser decides, it decides the same for any split, and never traps.
     func testMutatedInputsAreSplitInvariant() {
-        var rng = SplitMix64(state: 0x5EED)
+        var rng = SeededRandom(seed: 0x5EED)
         let limits = HTTPParserLimits(maxHeaderBytes: 256, maxHeaderCount: 8, maxBodyBytes: 64)
         for iteration in 0..<3000 {
             var bytes = Array(seeds[iteration % seeds.count].utf8)
@@ -50,7 +39,7 @@ final class ParserFuzzTests: XCTestCase {
     }
 
     func testRandomGarbageNeverTraps() throws {
-        var rng = SplitMix64(state: 42)
+        var rng = SeededRandom(seed: 42)
         for _ in 0..<2000 {
             let bytes = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             var p = HTTPRequestParser()

@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 @testable import ImageCodecs
 
@@ -52,7 +53,7 @@ final class QuantizeTests: XCTestCase {
 final class EncodeTests: XCTestCase {
     /// An image whose every value is an exact 8-bit level.
     private func randomLevels(width: Int, height: Int, seed: UInt64) -> PlanarImage {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let px = (0..<(3 * width * height)).map { _ in Float(UInt8.random(in: 0...255, using: &rng)) / 255 }
         return PlanarImage(width: width, height: height, pixels: px)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import ImageCodecs
 
@@ -168,27 +169,6 @@ final class HostileInputTests: XCTestCase {
         let start = Date()
         try body()
         return Date().timeIntervalSince(start)
-    }
-}
-
-/// The process's peak resident set size, resettable (Linux).
-enum PeakRSS {
-    /// Resets VmHWM to the current RSS (writing 5 to clear_refs), so later readings show the peak of
-    /// what follows rather than of earlier tests; when that is not allowed, readings keep the old peak
-    /// and growth reads low.
-    static func reset() {
-        if let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
-            try? h.write(contentsOf: Data("5".utf8))
-            try? h.close()
-        }
-    }
-
-    static func kB() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
-        }
-        return 0
     }
 }
 

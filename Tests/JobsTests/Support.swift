@@ -94,7 +94,7 @@ func testConfig(capacity: Int = 64, ttl: Double = 3600) -> JobSystem.Configurati
     return c
 }
 
-extension JobSystem {
+extension JobQueue {
     /// Submits a job whose content input is `content` and whose executor mode is `mode`.
     func submitTest(_ mode: String = "ok", content: String = "c", key: String? = nil, digest: String? = nil) throws -> JobSnapshot {
         try submit(inputs: [.bytes("content", Array(content.utf8)), .bytes("style0", [1, 2, 3])],
@@ -103,4 +103,7 @@ extension JobSystem {
     }
 
     func status(_ id: String) -> JobStatus? { snapshot(id: id)?.record.status }
+
+    /// The job's 1-based queue position, nil unless queued.
+    func position(_ id: String) -> Int? { snapshot(id: id)?.queuePosition }
 }

@@ -30,26 +30,6 @@ final class HostileUploadTests: ServiceTestCase {
     }
 }
 
-/// The process's peak resident set size (VmHWM), resettable on Linux.
-private enum PeakRSS {
-    /// Resets VmHWM to the current RSS, so a later reading is the peak of what follows (when the
-    /// kernel refuses, the old peak stays and growth reads low).
-    static func reset() {
-        if let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
-            try? h.write(contentsOf: Data("5".utf8))
-            try? h.close()
-        }
-    }
-
-    static func kB() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Int(line.split(separator: " ")[1]) ?? 0
-        }
-        return 0
-    }
-}
-
 /// zTXt chunks of zeros in a zlib stream of one dynamic-Huffman block whose codes make each
 /// 258-byte copy 2 zero bits (ImageCodecsTests' `Deflate` explains the codes).
 private enum ZTXtBomb {

@@ -14,6 +14,10 @@ final class OperationsTests: ServiceTestCase {
         XCTAssertEqual(ready.json?["status"] as? String, "ready")
         let id = try submit(c, jobForm(content: try Golden.content(Golden.microast), styles: [try Golden.style(Golden.microast)]))
         XCTAssertEqual(try waitFor(c, id)["status"] as? String, "succeeded")
+        let poll = try c.get("/v1/jobs/\(id)")   // answered at once, without the async handler
+        XCTAssertEqual(poll.status, 200)
+        XCTAssertNil(poll.headers["X-Job-Id"], "the job id reaches the log, not the client")
+        XCTAssertEqual(try c.get("/v1/jobs/\(id)/result").status, 200)
         _ = try c.get("/nope")
 
         let m = try c.get("/metrics")
@@ -44,6 +48,12 @@ final class OperationsTests: ServiceTestCase {
         }, "\(server.logLines)")
         let logs = server.logLines
         XCTAssertTrue(logs.contains { $0.contains("request") && $0.contains("route=/v1/jobs ") && $0.contains("status=202") }, "\(logs)")
+        // A request about a job names it: the submission, a poll answered at once, the result.
+        for route in ["/v1/jobs ", "/v1/jobs/{id} ", "/v1/jobs/{id}/result "] {
+            XCTAssertTrue(logs.contains { $0.contains(" request ") && $0.contains("route=\(route)") && $0.contains("job=\(id)") },
+                          "no request line for \(route)with job=\(id): \(logs)")
+        }
+        XCTAssertFalse(logs.contains { $0.contains(" request ") && $0.contains("path=/nope ") && $0.contains("job=") })
         XCTAssertTrue(logs.contains { $0.contains("job started") && $0.contains("job=\(id)") })
     }
 

@@ -1,4 +1,4 @@
-/* CImageCodecs: libpng + libjpeg-turbo behind setjmp-safe C functions.
+/* CImageCodecs: libpng + libjpeg-turbo (and zlib for PNG output) behind setjmp-safe C functions.
  *
  * Every libpng/libjpeg call happens inside these functions, each of which owns its own
  * setjmp, so a longjmp raised by either library never crosses a Swift frame. All decoding
@@ -31,11 +31,14 @@ typedef struct sc_info {
     int32_t orientation; /* EXIF orientation 1...8 (JPEG APP1); 1 when absent or invalid */
 } sc_info;
 
-/* A decoded image: interleaved RGB, 3 samples per pixel, rows packed (stride width*3 samples).
- * Samples are uint8_t when info.bit_depth == 8, host-order uint16_t when 16.
+/* A decoded image: interleaved RGB, 3 samples per pixel, rows packed (stride width*3 samples),
+ * in stored orientation. width x height is the header's size, or smaller after a scaled JPEG
+ * decode. Samples are uint8_t when info.bit_depth == 8, host-order uint16_t when 16.
  * `pixels` is malloc'd: release it with sc_free. */
 typedef struct sc_image {
-    sc_info info;
+    sc_info info;   /* the header */
+    uint32_t width; /* of the pixels */
+    uint32_t height;
     void *pixels;
     size_t size; /* bytes in pixels */
 } sc_image;
@@ -60,13 +63,24 @@ int sc_png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image
 int sc_jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out,
                    char *err, size_t errlen);
 
+/* sc_jpeg_decode at the smallest of libjpeg-turbo's IDCT scales 1/8, 1/4, 1/2 and 1 whose output,
+ * ceil(side * scale) a side, is still at least min_width x min_height (display orientation: the
+ * EXIF orientation is taken into account). The pixel limit applies to the header's size. */
+int sc_jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_width,
+                          uint32_t min_height, sc_image *out, char *err, size_t errlen);
+
 /* Encode packed 8-bit RGB (stride width*3). On success *out is malloc'd (free with sc_free)
- * and holds *outlen bytes. PNG: zlib level `level` (0...9), adaptive filtering.
+ * and holds *outlen bytes. PNG: Paeth filter on every row, zlib's run-length strategy, horizontal
+ * bands deflated on up to `threads` threads into one standard zlib stream.
  * JPEG: `quality` 1...100, optimised Huffman tables, 4:4:4 chroma at quality >= 90, else 4:2:0. */
-int sc_png_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int level,
+int sc_png_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int threads,
                   uint8_t **out, size_t *outlen, char *err, size_t errlen);
 int sc_jpeg_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int quality,
                    uint8_t **out, size_t *outlen, char *err, size_t errlen);
+
+/* Planar float RGB (n values per plane) -> packed 8-bit RGB, each value x as ImageEncoder.quantize
+ * does it: clamped to [0, 1] (NaN -> 0), then (uint8_t)(int32_t)(x * 255 + 0.5) in float. */
+void sc_quantize_rgb8(const float *r, const float *g, const float *b, size_t n, uint8_t *out);
 
 /* Free a buffer returned by this library (NULL is fine). */
 void sc_free(void *p);

@@ -2,27 +2,30 @@ import Foundation
 import XCTest
 @testable import Jobs
 
-final class JobSystemTests: XCTestCase {
-    var dir: URL!
+/// What every job-queue backend must do, written once against `JobQueue`. Each backend's test
+/// class opens its own queue (`open`) and calls every `check...` from a test method of its own.
+class JobQueueContract: XCTestCase {
     var executor: FakeExecutor!
-    var system: JobSystem!
+    var system: (any JobQueue)!
+
+    /// Opens the backend under test with the fake executor.
+    func open(capacity: Int = 64, workers: Int = 1) throws -> any JobQueue { fatalError("a backend's test class opens its queue") }
+    /// Jobs the backend has stored (records, not tombstones).
+    func storedJobCount() throws -> Int { fatalError("a backend's test class counts its records") }
+    /// True when every progress report reaches event streams as its own event.
+    var exactProgressEvents: Bool { true }
 
     override func setUpWithError() throws {
-        dir = try makeTempDir()
         executor = FakeExecutor()
     }
 
     override func tearDown() {
         executor?.releaseAll()
         system?.shutdown(grace: 5)
-        try? FileManager.default.removeItem(at: dir)
+        system = nil
     }
 
-    func open(_ config: JobSystem.Configuration = testConfig()) throws -> JobSystem {
-        try JobSystem.open(directory: dir, executor: executor, configuration: config)
-    }
-
-    func testJobsRunInFIFOOrderWithQueuePositions() throws {
+    func checkJobsRunInFIFOOrderWithQueuePositions() throws {
         system = try open()
         let a = try system.submitTest("block", content: "a")
         waitUntil { self.system.status(a.record.id) == .running }
@@ -30,9 +33,9 @@ final class JobSystemTests: XCTestCase {
         let c = try system.submitTest("ok", content: "c")
         XCTAssertEqual(b.queuePosition, 1)
         XCTAssertEqual(c.queuePosition, 2)
-        XCTAssertNil(system.queuePosition(of: a.record.id))
+        XCTAssertNil(system.position(a.record.id))
         XCTAssertNil(system.snapshot(id: a.record.id)?.queuePosition)
-        XCTAssertEqual(system.queuePosition(of: b.record.id), 1)
+        XCTAssertEqual(system.position(b.record.id), 1)
         XCTAssertEqual(system.snapshot(id: c.record.id)?.queuePosition, 2)
         XCTAssertEqual(system.stats().queued, 2)
         XCTAssertEqual(system.stats().running, 1)
@@ -41,7 +44,7 @@ final class JobSystemTests: XCTestCase {
         waitUntil { self.system.status(c.record.id) == .succeeded }
         XCTAssertEqual(executor.started, [a, b, c].map(\.record.id))
         for (job, content) in [(a, "a"), (b, "b"), (c, "c")] {
-            let r = try XCTUnwrap(system.result(id: job.record.id))
+            let r = try XCTUnwrap(try system.result(id: job.record.id))
             XCTAssertEqual(try Data(contentsOf: r.file), Data("done:\(content)".utf8))
             XCTAssertEqual(r.record.resultContentType, "image/png")
             XCTAssertEqual(r.record.resultSize, 5 + content.utf8.count)
@@ -62,7 +65,7 @@ final class JobSystemTests: XCTestCase {
 
     /// The executor hears when the queue drains (the service frees engine memory then), not between
     /// queued jobs.
-    func testExecutorIsToldWhenTheQueueDrains() throws {
+    func checkExecutorIsToldWhenTheQueueDrains() throws {
         system = try open()
         let a = try system.submitTest("block", content: "a")
         waitUntil { self.system.status(a.record.id) == .running }
@@ -77,7 +80,7 @@ final class JobSystemTests: XCTestCase {
         XCTAssertEqual(executor.idleNotifications, [2, 3])
     }
 
-    func testIDsAreRandomURLSafeAndLongEnough() throws {
+    func checkIDsAreRandomURLSafeAndLongEnough() throws {
         system = try open()
         var ids = Set<String>()
         for _ in 0..<20 {
@@ -89,8 +92,8 @@ final class JobSystemTests: XCTestCase {
         XCTAssertEqual(ids.count, 20)
     }
 
-    func testQueueFullAtCapacity() throws {
-        system = try open(testConfig(capacity: 2))
+    func checkQueueFullAtCapacity() throws {
+        system = try open(capacity: 2)
         let a = try system.submitTest("block")
         waitUntil { self.system.status(a.record.id) == .running }
         let b = try system.submitTest()
@@ -103,54 +106,53 @@ final class JobSystemTests: XCTestCase {
             XCTAssertEqual(full?.capacity, 2)
         }
         // Nothing was left behind by the refused submission.
-        let dirs = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("jobs").path)
-        XCTAssertEqual(dirs.count, 3)
+        XCTAssertEqual(try storedJobCount(), 3)
         // Freeing a slot lets the next submission in.
-        guard case .canceled = system.cancel(id: b.record.id) else { return XCTFail("not canceled") }
+        guard case .canceled = try system.cancel(id: b.record.id) else { return XCTFail("not canceled") }
         XCTAssertNoThrow(try system.submitTest())
     }
 
-    func testCancelQueuedJob() throws {
+    func checkCancelQueuedJob() throws {
         system = try open()
         let a = try system.submitTest("block")
         waitUntil { self.system.status(a.record.id) == .running }
         let b = try system.submitTest()
         let c = try system.submitTest()
         XCTAssertNotNil(system.blobs.path(job: b.record.id, name: "content"))
-        guard case .canceled(let snap) = system.cancel(id: b.record.id) else { return XCTFail("not canceled") }
+        guard case .canceled(let snap) = try system.cancel(id: b.record.id) else { return XCTFail("not canceled") }
         XCTAssertEqual(snap.record.status, .canceled)
         XCTAssertNil(snap.queuePosition)
         XCTAssertNil(system.blobs.path(job: b.record.id, name: "content"))
         XCTAssertNil(system.blobs.path(job: b.record.id, name: "style0"))
-        XCTAssertEqual(system.queuePosition(of: c.record.id), 1)
+        XCTAssertEqual(system.position(c.record.id), 1)
         // The canceled queued job is gone entirely, in memory and on disk.
-        XCTAssertEqual(system.lookup(id: b.record.id), .notFound)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("jobs/\(b.record.id)").path))
-        XCTAssertEqual(system.cancel(id: b.record.id), .notFound)
-        XCTAssertEqual(system.cancel(id: "nope"), .notFound)
+        XCTAssertEqual(try system.lookup(id: b.record.id), .notFound)
+        XCTAssertEqual(try storedJobCount(), 2)
+        XCTAssertEqual(try system.cancel(id: b.record.id), .notFound)
+        XCTAssertEqual(try system.cancel(id: "nope"), .notFound)
         executor.releaseAll()
         waitUntil { self.system.status(c.record.id) == .succeeded }
         XCTAssertFalse(executor.started.contains(b.record.id))
     }
 
-    func testCancelRunningJob() throws {
+    func checkCancelRunningJob() throws {
         system = try open()
         let a = try system.submitTest("block")
         let b = try system.submitTest("ok")
         waitUntil { self.system.status(a.record.id) == .running }
-        guard case .cancelRequested(let snap) = system.cancel(id: a.record.id) else { return XCTFail("not requested") }
+        guard case .cancelRequested(let snap) = try system.cancel(id: a.record.id) else { return XCTFail("not requested") }
         XCTAssertEqual(snap.record.id, a.record.id)
         waitUntil { self.system.status(a.record.id) == .canceled }
         XCTAssertTrue(executor.canceledSeen.contains(a.record.id))
         XCTAssertNil(system.blobs.path(job: a.record.id, name: "content"))
-        XCTAssertNil(system.blobs.path(job: a.record.id, name: JobSystem.resultBlobName))
-        XCTAssertNil(system.result(id: a.record.id))
+        XCTAssertNil(system.blobs.path(job: a.record.id, name: JobLifecycle.resultBlobName))
+        XCTAssertNil(try system.result(id: a.record.id))
         // The worker moves on to the next job.
         waitUntil { self.system.status(b.record.id) == .succeeded }
         XCTAssertEqual(system.stats().finished[.canceled], 1)
     }
 
-    func testFailureIsRecordedWithStatusAndDetail() throws {
+    func checkFailureIsRecordedWithStatusAndDetail() throws {
         system = try open()
         let f = try system.submitTest("fail")
         let c = try system.submitTest("crash")
@@ -161,11 +163,11 @@ final class JobSystemTests: XCTestCase {
         let crashed = try XCTUnwrap(system.snapshot(id: c.record.id)?.record)
         XCTAssertEqual(crashed.status, .failed)
         XCTAssertEqual(crashed.error?.status, 500)
-        XCTAssertNil(system.result(id: f.record.id))
+        XCTAssertNil(try system.result(id: f.record.id))
         XCTAssertEqual(system.stats().finished[.failed], 2)
     }
 
-    func testProgressIsVisibleAndWaitForChangeWakesOnChange() async throws {
+    func checkProgressIsVisibleAndWaitForChangeWakesOnChange() async throws {
         system = try open()
         let job = try system.submitTest("steps")
         let id = job.record.id
@@ -192,7 +194,7 @@ final class JobSystemTests: XCTestCase {
         XCTAssertGreaterThan(changed.version, snap.version)
     }
 
-    func testWaitForChangeTimesOutAndReturnsAtOnceWhenFinished() async throws {
+    func checkWaitForChangeTimesOutAndReturnsAtOnceWhenFinished() async throws {
         system = try open()
         let blocker = try system.submitTest("block")
         waitUntil { self.system.status(blocker.record.id) == .running }
@@ -215,7 +217,7 @@ final class JobSystemTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(t0), 5)
     }
 
-    func testWaitForChangeReturnsWhenTaskCanceled() async throws {
+    func checkWaitForChangeReturnsWhenTaskCanceled() async throws {
         system = try open()
         let job = try system.submitTest("block")
         let task = Task { await self.system.waitForChange(id: job.record.id, timeout: 600) }
@@ -226,7 +228,7 @@ final class JobSystemTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(t0), 10)
     }
 
-    func testEventsStreamYieldsChangesInOrderAndEndsWithTerminalState() async throws {
+    func checkEventsStreamYieldsChangesInOrderAndEndsWithTerminalState() async throws {
         system = try open()
         let blocker = try system.submitTest("block")
         let job = try system.submitTest("steps")
@@ -239,7 +241,11 @@ final class JobSystemTests: XCTestCase {
         }
         try await Task.sleep(nanoseconds: 50_000_000)
         executor.release(blocker.record.id)
-        for _ in 0..<3 { executor.step(id) }
+        waitUntil { self.system.status(id) == .running }
+        for i in 1...3 {
+            executor.step(id)
+            if !exactProgressEvents { waitUntil { (self.system.snapshot(id: id)?.record.progress ?? 1) >= Double(i) / 4 } }
+        }
         let seen = await collector.value
         XCTAssertEqual(seen.first?.record.status, .queued)
         XCTAssertEqual(seen.last?.record.status, .succeeded)
@@ -253,7 +259,12 @@ final class JobSystemTests: XCTestCase {
             }
         }
         let progresses = seen.filter { $0.record.status == .running }.map(\.record.progress)
-        XCTAssertEqual(progresses, [0, 0.25, 0.5, 0.75])
+        if exactProgressEvents {
+            XCTAssertEqual(progresses, [0, 0.25, 0.5, 0.75])
+        } else {
+            XCTAssertEqual(progresses, progresses.sorted(), "progress never goes back")
+            XCTAssertEqual(progresses.first, 0)
+        }
         // A finished job's stream yields its state once and ends.
         var again: [JobSnapshot] = []
         for await s in system.events(id: id) { again.append(s) }
@@ -263,18 +274,18 @@ final class JobSystemTests: XCTestCase {
         XCTAssertEqual(none, 0)
     }
 
-    func testEventsForCanceledQueuedJobEnd() async throws {
+    func checkEventsForCanceledQueuedJobEnd() async throws {
         system = try open()
         _ = try system.submitTest("block")
         let job = try system.submitTest()
         let stream = system.events(id: job.record.id)
-        _ = system.cancel(id: job.record.id)
+        _ = try system.cancel(id: job.record.id)
         var statuses: [JobStatus] = []
         for await s in stream { statuses.append(s.record.status) }
         XCTAssertEqual(statuses, [.queued, .canceled])
     }
 
-    func testInputFilesAreMovedIn() throws {
+    func checkInputFilesAreMovedIn() throws {
         system = try open()
         let spool = try makeTempDir()
         defer { try? FileManager.default.removeItem(at: spool) }
@@ -290,34 +301,7 @@ final class JobSystemTests: XCTestCase {
         XCTAssertThrowsError(try system.submit(inputs: [.bytes("a", [1]), .bytes("a", [2])]))
     }
 
-    func testRecordFilesAreValidJSONAndNoTempFilesRemain() throws {
-        system = try open()
-        let a = try system.submitTest("steps")
-        let b = try system.submitTest("fail")
-        let c = try system.submitTest()
-        _ = system.cancel(id: c.record.id)
-        executor.releaseAll()
-        waitUntil { self.system.status(b.record.id) == .failed }
-        let jobs = dir.appendingPathComponent("jobs")
-        var count = 0
-        for name in try FileManager.default.contentsOfDirectory(atPath: jobs.path) {
-            XCTAssertFalse(name.hasPrefix("."), name)
-            let jobDir = jobs.appendingPathComponent(name)
-            for file in try FileManager.default.contentsOfDirectory(atPath: jobDir.path) {
-                XCTAssertFalse(file.hasPrefix(".tmp-"), file)
-            }
-            let data = try Data(contentsOf: jobDir.appendingPathComponent("job.json"))
-            XCTAssertNoThrow(try JSONSerialization.jsonObject(with: data))
-            let record = try JobsJSON.decode(JobRecord.self, from: Array(data))
-            XCTAssertEqual(record.id, name)
-            XCTAssertEqual(record, system.snapshot(id: name)?.record)
-            count += 1
-        }
-        XCTAssertEqual(count, 2, "the succeeded and the failed job; the canceled queued one is gone")
-        XCTAssertEqual(system.status(a.record.id), .succeeded)
-    }
-
-    func testShutdownLetsRunningJobFinishWithinGraceAndRefusesNewJobs() throws {
+    func checkShutdownLetsRunningJobFinishWithinGraceAndRefusesNewJobs() throws {
         system = try open()
         let a = try system.submitTest("block")
         let b = try system.submitTest()
@@ -329,22 +313,20 @@ final class JobSystemTests: XCTestCase {
         XCTAssertThrowsError(try system.submitTest()) { XCTAssertTrue($0 is JobSystemShuttingDown) }
     }
 
-    func testSeveralWorkersRunJobsInParallel() throws {
-        var config = testConfig()
-        config.workers = 2
-        system = try open(config)
+    func checkSeveralWorkersRunJobsInParallel() throws {
+        system = try open(workers: 2)
         let a = try system.submitTest("block")
         let b = try system.submitTest("block")
         let c = try system.submitTest("ok")
         waitUntil { self.system.status(a.record.id) == .running && self.system.status(b.record.id) == .running }
         XCTAssertEqual(system.stats().running, 2)
-        XCTAssertEqual(system.queuePosition(of: c.record.id), 1)
+        XCTAssertEqual(system.position(c.record.id), 1)
         executor.release(b.record.id)
         waitUntil { self.system.status(c.record.id) == .succeeded }
         XCTAssertEqual(system.status(a.record.id), .running)
     }
 
-    func testStatsCountOutcomes() throws {
+    func checkStatsCountOutcomes() throws {
         system = try open()
         _ = try system.submitTest()
         _ = try system.submitTest("fail")

@@ -1,0 +1,64 @@
+/* Helpers shared by the codec files of CImageCodecs (not part of its public interface).
+ *
+ * Conventions of every file here:
+ *  - Every function that calls into libpng/libjpeg does its own setjmp; the libraries'
+ *    error handlers longjmp back to it, never further.
+ *  - All state touched after setjmp lives in a heap-allocated context (not in automatic
+ *    variables), so its values are well defined after a longjmp.
+ *  - Buffers owned by the context are freed on both the success and the error path.
+ */
+#ifndef CIMAGECODECS_INTERNAL_H
+#define CIMAGECODECS_INTERNAL_H
+
+#include "CImageCodecs.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+/* Copies "prefix + msg" into the caller's error buffer (NUL-terminated, truncated). */
+static inline void sc_set_err(char *err, size_t errlen, const char *prefix, const char *msg) {
+    if (err == NULL || errlen == 0) return;
+    snprintf(err, errlen, "%s%s", prefix ? prefix : "", msg ? msg : "");
+}
+
+static inline int sc_host_is_little_endian(void) {
+    const uint16_t one = 1;
+    return *(const uint8_t *)&one == 1;
+}
+
+/* A growable malloc'd output buffer (the encoders' output). */
+typedef struct {
+    uint8_t *buf;
+    size_t len;
+    size_t cap;
+} sc_buffer;
+
+/* Ensures room for `extra` more bytes. Returns 0 on allocation failure. */
+int sc_buffer_reserve(sc_buffer *b, size_t extra);
+
+/* libjpeg error manager that longjmps to `jb` with `status` set and the message in `err`. */
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jb;
+    char *err;
+    size_t errlen;
+    int status;
+} sc_jpeg_err;
+
+/* Installs the handlers on `e` and points `cinfo_err` (cinfo.err) at it: errors longjmp, warnings
+ * that mean damaged data are errors, the others and trace messages are ignored. */
+void sc_jpeg_install_errors(struct jpeg_error_mgr **cinfo_err, sc_jpeg_err *e, char *err, size_t errlen);
+
+/* Decodes an 8-bit RGB/RGBA non-interlaced PNG without libpng (png_fast_decode.c). Returns SC_OK,
+ * or SC_PNG_NOT_FAST, with `out` untouched, for any file it does not take: the caller then
+ * decodes with libpng. */
+#define SC_PNG_NOT_FAST (-1)
+int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out);
+
+/* The EXIF orientation (1...8) of an APP1 segment's payload, 0 when it has none. */
+int sc_exif_orientation(const uint8_t *p, size_t n);
+
+#endif /* CIMAGECODECS_INTERNAL_H */

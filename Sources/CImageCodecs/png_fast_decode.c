@@ -1,0 +1,206 @@
+/* The common PNG, decoded without libpng: 8-bit RGB or RGBA, not interlaced, which is what
+ * cameras, browsers and image libraries write for photos and what uploads mostly are.
+ *
+ * libpng inflates with zlib and undoes the row filters in portable C; libdeflate's whole-buffer
+ * inflate and the loops below do the same in well under its time (BENCHMARKS.md, "End-to-end job
+ * time"). Anything this path does not accept exactly as libpng would — another colour type or bit
+ * depth, interlacing, an unknown critical chunk, a CRC or Adler-32 mismatch, truncation, data
+ * after the image, a bad filter type, a size over the pixel limit — is handed back untouched, and
+ * the caller decodes with libpng, which gives its own verdict and message. So this path only ever
+ * accepts files libpng accepts too, with the same pixels (alpha dropped, samples as stored). */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#include <libdeflate.h>
+
+#define SC_PNG_TYPE(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
+
+static uint32_t sc_be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static inline uint8_t sc_paeth_predict(int a, int b, int c) {
+    int pa = b - c, pb = a - c, pc = pa + pb;
+    pa = pa < 0 ? -pa : pa;
+    pb = pb < 0 ? -pb : pb;
+    pc = pc < 0 ? -pc : pc;
+    return (uint8_t)((pa <= pb && pa <= pc) ? a : (pb <= pc ? b : c));
+}
+
+/* Paeth for RGB, the usual photo filter: each channel's left and upper-left samples stay in
+ * registers, so the three channels' dependency chains run side by side instead of waiting on
+ * the store of the byte just written. */
+static void sc_unpaeth3(uint8_t *restrict row, const uint8_t *restrict prev, size_t n) {
+    int a0 = 0, a1 = 0, a2 = 0, c0 = 0, c1 = 0, c2 = 0;
+    for (size_t i = 0; i + 3 <= n; i += 3) {
+        const int b0 = prev[i], b1 = prev[i + 1], b2 = prev[i + 2];
+        a0 = (uint8_t)(row[i] + sc_paeth_predict(a0, b0, c0));
+        a1 = (uint8_t)(row[i + 1] + sc_paeth_predict(a1, b1, c1));
+        a2 = (uint8_t)(row[i + 2] + sc_paeth_predict(a2, b2, c2));
+        row[i] = (uint8_t)a0;
+        row[i + 1] = (uint8_t)a1;
+        row[i + 2] = (uint8_t)a2;
+        c0 = b0;
+        c1 = b1;
+        c2 = b2;
+    }
+}
+
+/* Undoes one row's filter in place: `row` holds the filtered bytes, `prev` the previous row
+ * already unfiltered (all zero above the first row). Returns 0 for an unknown filter type. */
+static int sc_unfilter_row(int type, uint8_t *restrict row, const uint8_t *restrict prev, size_t n, size_t bpp) {
+    switch (type) {
+    case 0:
+        return 1;
+    case 1:
+        for (size_t i = bpp; i < n; i++) row[i] = (uint8_t)(row[i] + row[i - bpp]);
+        return 1;
+    case 2:
+        for (size_t i = 0; i < n; i++) row[i] = (uint8_t)(row[i] + prev[i]);
+        return 1;
+    case 3:
+        for (size_t i = 0; i < bpp; i++) row[i] = (uint8_t)(row[i] + (prev[i] >> 1));
+        for (size_t i = bpp; i < n; i++) row[i] = (uint8_t)(row[i] + ((row[i - bpp] + prev[i]) >> 1));
+        return 1;
+    case 4:
+        if (bpp == 3) {
+            sc_unpaeth3(row, prev, n);
+            return 1;
+        }
+        for (size_t i = 0; i < bpp; i++) row[i] = (uint8_t)(row[i] + prev[i]); /* a = c = 0 */
+        for (size_t i = bpp; i < n; i++) {
+            row[i] = (uint8_t)(row[i] + sc_paeth_predict(row[i - bpp], prev[i], prev[i - bpp]));
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The IDAT data of a PNG, found by walking its chunks as libpng would accept them. */
+typedef struct {
+    uint32_t width, height;
+    int channels;        /* 3 (RGB) or 4 (RGBA) */
+    const uint8_t *idat; /* the only IDAT's data, or NULL when there are several */
+    size_t idat_len;     /* all IDAT data bytes */
+    size_t idat_count;
+} sc_png_layout;
+
+/* Returns 1 when the file is a PNG this path decodes (layout filled), 0 otherwise. */
+static int sc_png_fast_layout(const uint8_t *data, size_t len, sc_png_layout *out) {
+    static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len < 8 + 25 || memcmp(data, signature, 8) != 0) return 0;
+    memset(out, 0, sizeof *out);
+    size_t pos = 8;
+    int idat_state = 0; /* 0: none yet, 1: in the IDAT run, 2: after it */
+    int first = 1, seen_plte = 0;
+    while (1) {
+        if (len - pos < 12) return 0; /* truncated */
+        const uint32_t length = sc_be32(data + pos);
+        const uint32_t type = sc_be32(data + pos + 4);
+        if (length > 0x7fffffffU || length > len - pos - 12) return 0;
+        const uint8_t *payload = data + pos + 8;
+        const int critical = !(data[pos + 4] & 0x20);
+        if (critical && sc_be32(payload + length) != libdeflate_crc32(0, data + pos + 4, (size_t)length + 4)) return 0;
+        if (first != (type == SC_PNG_TYPE('I', 'H', 'D', 'R'))) return 0;
+        if (type != SC_PNG_TYPE('I', 'D', 'A', 'T') && idat_state == 1) idat_state = 2;
+        if (type == SC_PNG_TYPE('I', 'H', 'D', 'R')) {
+            if (length != 13) return 0;
+            out->width = sc_be32(payload);
+            out->height = sc_be32(payload + 4);
+            const int depth = payload[8], colour = payload[9];
+            if (out->width == 0 || out->height == 0 || out->width > 0x7fffffffU || out->height > 0x7fffffffU) return 0;
+            if (depth != 8 || (colour != 2 && colour != 6)) return 0;
+            if (payload[10] != 0 || payload[11] != 0 || payload[12] != 0) return 0; /* methods; no interlace */
+            out->channels = colour == 2 ? 3 : 4;
+        } else if (type == SC_PNG_TYPE('I', 'D', 'A', 'T')) {
+            if (idat_state == 2) return 0; /* IDATs must be consecutive */
+            idat_state = 1;
+            out->idat = out->idat_count == 0 ? payload : NULL;
+            out->idat_len += length;
+            out->idat_count++;
+        } else if (type == SC_PNG_TYPE('I', 'E', 'N', 'D')) {
+            return out->idat_count > 0 && length == 0;
+        } else if (type == SC_PNG_TYPE('P', 'L', 'T', 'E')) {
+            if (idat_state != 0 || seen_plte) return 0; /* a suggested palette, once, before the image */
+            seen_plte = 1;
+        } else if (critical) {
+            return 0; /* an unknown critical chunk: libpng refuses it */
+        }
+        first = 0;
+        pos += 12 + (size_t)length;
+    }
+}
+
+int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out) {
+    sc_png_layout layout;
+    if (data == NULL || out == NULL || !sc_png_fast_layout(data, len, &layout)) return SC_PNG_NOT_FAST;
+    const uint64_t pixel_count = (uint64_t)layout.width * layout.height;
+    const size_t bpp = (size_t)layout.channels;
+    if (pixel_count > max_pixels || pixel_count > (SIZE_MAX / 8) / (bpp + 1)) return SC_PNG_NOT_FAST;
+    const size_t rowbytes = (size_t)layout.width * bpp, stride = rowbytes + 1;
+    const size_t filtered_len = stride * layout.height;
+    const size_t out_rowbytes = (size_t)layout.width * 3;
+
+    uint8_t *joined = NULL;
+    const uint8_t *idat = layout.idat;
+    if (idat == NULL) { /* several IDATs: their data, joined */
+        joined = (uint8_t *)malloc(layout.idat_len ? layout.idat_len : 1);
+        if (joined == NULL) return SC_PNG_NOT_FAST;
+        size_t pos = 8, at = 0;
+        while (at < layout.idat_len) {
+            const uint32_t length = sc_be32(data + pos);
+            if (sc_be32(data + pos + 4) == SC_PNG_TYPE('I', 'D', 'A', 'T')) {
+                memcpy(joined + at, data + pos + 8, length);
+                at += length;
+            }
+            pos += 12 + (size_t)length;
+        }
+        idat = joined;
+    }
+    uint8_t *filtered = (uint8_t *)malloc(filtered_len);
+    struct libdeflate_decompressor *inflater = libdeflate_alloc_decompressor();
+    int status = SC_PNG_NOT_FAST;
+    size_t used_in = 0, produced = 0;
+    if (filtered != NULL && inflater != NULL &&
+        libdeflate_zlib_decompress_ex(inflater, idat, layout.idat_len, filtered, filtered_len, &used_in, &produced) ==
+            LIBDEFLATE_SUCCESS &&
+        used_in == layout.idat_len && produced == filtered_len) {
+        status = SC_OK;
+    }
+    libdeflate_free_decompressor(inflater);
+    free(joined);
+
+    uint8_t *pixels = status == SC_OK ? (uint8_t *)malloc(out_rowbytes * layout.height) : NULL;
+    uint8_t *zero = status == SC_OK ? (uint8_t *)calloc(1, rowbytes) : NULL;
+    if (pixels == NULL || zero == NULL) status = SC_PNG_NOT_FAST;
+    for (uint32_t y = 0; y < layout.height && status == SC_OK; y++) {
+        uint8_t *row = filtered + (size_t)y * stride + 1;
+        const uint8_t *prev = y == 0 ? zero : row - stride;
+        if (!sc_unfilter_row(row[-1], row, prev, rowbytes, bpp)) {
+            status = SC_PNG_NOT_FAST;
+            break;
+        }
+        uint8_t *dst = pixels + (size_t)y * out_rowbytes;
+        if (bpp == 3) {
+            memcpy(dst, row, rowbytes);
+        } else {
+            for (uint32_t x = 0; x < layout.width; x++) memcpy(dst + 3 * (size_t)x, row + 4 * (size_t)x, 3);
+        }
+    }
+    free(filtered);
+    free(zero);
+    if (status != SC_OK) {
+        free(pixels);
+        return status;
+    }
+    memset(out, 0, sizeof *out);
+    out->info.width = out->width = layout.width;
+    out->info.height = out->height = layout.height;
+    out->info.bit_depth = 8;
+    out->info.orientation = 1;
+    out->pixels = pixels;
+    out->size = out_rowbytes * layout.height;
+    return SC_OK;
+}

@@ -1,0 +1,181 @@
+/// The direct paths of `Conv2D`, used wherever Winograd and polyphase are not: a matrix product
+/// for 1x1 layers, the row path for dense layers, the plane path for grouped ones. Each runs the
+/// micro-kernel over padded rows in per-thread scratch, so bands of a taller image work the same way.
+extension Conv2D {
+    /// A 1x1 convolution is a matrix product over the flattened planes: tiles run along whole
+    /// planes (long contiguous streams, one partial tile per plane) instead of row by row.
+    func runPointwise(_ input: Tensor, into out: Tensor) {
+        let n = input.planeSize
+        let tiles = (n + Conv2D.tilePixels - 1) / Conv2D.tilePixels
+        let relu = activation == .relu
+        // Blocks of 16 tiles (384 pixels) per task. Each tile's inputs are first copied into a
+        // contiguous panel (C x 24 floats): read straight from the planes, the C rows are a plane
+        // apart, and planes of 64^2, 128^2, ... floats are multiples of 4 KiB, so every row of the
+        // reduction would map to the same cache set and evict the others (BENCHMARKS.md, "Engine techniques").
+        let offsets = TapOffsets(channels: inPerGroup, channelStride: Conv2D.tilePixels)
+        defer { offsets.deallocate() }
+        let block = 16
+        Parallel.forRanges((tiles + block - 1) / block, minChunk: 1) { range in
+          ScratchPool.shared.with(inPerGroup * Conv2D.tilePixels) { panel in
+            for b in range {
+                for g in 0..<groups {
+                    let groupWeights = packed + g * outPerGroup * inPerGroup
+                    let src = UnsafePointer(input.plane(g * inPerGroup))
+                    for t in (b * block)..<min(tiles, (b + 1) * block) {
+                        let x0 = t * Conv2D.tilePixels
+                        let valid = min(Conv2D.tilePixels, n - x0)
+                        packPanel(src + x0, channels: inPerGroup, stride: n, into: panel)
+                        var t0 = 0
+                        var wp = groupWeights
+                        while t0 < outPerGroup {
+                            let tile = min(Conv2D.tileChannels, outPerGroup - t0)
+                            let oc = g * outPerGroup + t0
+                            let args = TileArgs(src: UnsafePointer(panel), offsets: offsets.pointer, taps: offsets.count, weights: wp, out: out.plane(oc) + x0, outStride: n,
+                                                bias: biasValues + oc, relu: relu, valid: valid)
+                            convTile(channels: tile, args)
+                            wp += tile * inPerGroup
+                            t0 += tile
+                        }
+                    }
+                }
+            }
+          }
+        }
+    }
+
+    /// Geometry shared by the row and plane paths: padded rows are split into `stride` phases of
+    /// `phaseWidth` floats, wide enough that every tap of every 24-pixel tile is readable.
+    private func phaseGeometry(outputWidth wo: Int) -> (phaseWidth: Int, columns: [Int]) {
+        let tiles = (wo + Conv2D.tilePixels - 1) / Conv2D.tilePixels
+        let wideTiles = (wo + Conv2D.wideTilePixels - 1) / Conv2D.wideTilePixels
+        let phaseWidth = max(tiles * Conv2D.tilePixels, wideTiles * Conv2D.wideTilePixels) + (kernel - 1) / stride + 16
+        return (phaseWidth, (0..<kernel).map { kx in (kx % stride) * phaseWidth + kx / stride })
+    }
+
+    /// Row path (dense convolutions): for each output row, the `kernel` input rows of every input
+    /// channel are fetched, padded and phase-split into a per-thread scratch, then all output tiles run.
+    /// `outputRows` are logical output rows; row `outputRowOffset` of the logical output is row 0 of `out`
+    /// (band processing computes a slice of a taller image).
+    public func run(_ input: ConvInput, into out: Tensor, outputRows: Range<Int>, outputRowOffset: Int = 0) {
+        let wo = out.width
+        let k = kernel, s = stride, p = padding
+        let (phaseWidth, columns) = phaseGeometry(outputWidth: wo)
+        let rowLen = s * phaseWidth
+        // Stride 1, one group: the scratch is a ring of `k` padded rows per channel, so each input row
+        // is fetched and padded once, not once per output row that reads it; output row y finds
+        // padded row y + ky in slot (y + ky) % k, through the offset table of rotation y % k.
+        let ring = s == 1 && groups == 1
+        let rotations = (ring ? 0..<k : 0..<1).map { r in
+            TapOffsets(channels: inPerGroup, channelStride: k * rowLen, kh: k, rowStride: rowLen, columns: columns, rowSlot: { ky in (r + ky) % k })
+        }
+        defer { rotations.forEach { $0.deallocate() } }
+        let scratchCount = inPerGroup * k * rowLen
+        let relu = activation == .relu
+        let ocTileWeights = inPerGroup * k * k
+        let logicalHeight = input.height, logicalWidth = input.width
+
+        Parallel.forRanges(outputRows.count, minChunk: 1) { chunk in
+          ScratchPool.shared.with(scratchCount + input.rowScratchCount) { scratch in
+            let tmp = scratch + scratchCount
+            var nextPadded = Int.min                  // ring: first padded row not yet in the scratch
+            for i in chunk {
+                let y = outputRows.lowerBound + i
+                let oy = y - outputRowOffset
+                for g in 0..<groups {
+                    // Padded rows y*s ..< y*s + k; the ring already holds those below `nextPadded`.
+                    for ky in 0..<k where !ring || y + ky >= nextPadded {
+                        let logical = reflect(y * s + ky - p, logicalHeight)
+                        let slot = ring ? (y + ky) % k : ky
+                        for ic in 0..<inPerGroup {
+                            let row = input.row(channel: g * inPerGroup + ic, logicalRow: logical, scratch: tmp)
+                            fillPaddedRow(row: row, width: logicalWidth, pad: p, stride: s, phaseWidth: phaseWidth,
+                                          into: scratch + (ic * k + slot) * rowLen)
+                        }
+                    }
+                    nextPadded = y + k
+                    // x outer, channel tiles inner: the slice of scratch under one 24-pixel tile
+                    // (inPerGroup * k rows) stays in L1 while every output tile reuses it.
+                    runTiles(src: UnsafePointer(scratch), offsets: rotations[ring ? y % k : 0],
+                             group: g, out: out, outRow: oy, relu: relu, ocTileWeights: ocTileWeights)
+                }
+            }
+          }
+        }
+    }
+
+    /// Plane path (grouped and depthwise convolutions, few input channels per group): each group's
+    /// input planes are padded and phase-split once into a per-thread scratch, then all of the group's
+    /// output rows run from it. Rebuilding `kernel` rows per output row would cost more than the math.
+    /// Computes logical output rows `outputRows` into `out`, whose row 0 is logical row `outputRowOffset`.
+    public func runGroupedPlanes(_ input: ConvInput, into out: Tensor, outputRows: Range<Int>, outputRowOffset: Int = 0) {
+        let wo = out.width
+        let k = kernel, s = stride, p = padding
+        let (phaseWidth, columns) = phaseGeometry(outputWidth: wo)
+        let rowLen = s * phaseWidth
+        let firstPadded = outputRows.lowerBound * s                 // padded-row coordinates
+        let paddedRows = (outputRows.count - 1) * s + k
+        let planeLen = paddedRows * rowLen
+        let offsets = TapOffsets(channels: inPerGroup, channelStride: planeLen, kh: k, rowStride: rowLen, columns: columns)
+        defer { offsets.deallocate() }
+        let relu = activation == .relu
+        let ocTileWeights = inPerGroup * k * k
+        let logicalHeight = input.height, logicalWidth = input.width
+
+        Parallel.forRanges(groups, minChunk: 1) { range in
+          ScratchPool.shared.with(inPerGroup * planeLen + input.rowScratchCount) { scratch in
+            let tmp = scratch + inPerGroup * planeLen
+            for g in range {
+                for ic in 0..<inPerGroup {
+                    for r in 0..<paddedRows {
+                        let logical = reflect(firstPadded + r - p, logicalHeight)
+                        let row = input.row(channel: g * inPerGroup + ic, logicalRow: logical, scratch: tmp)
+                        fillPaddedRow(row: row, width: logicalWidth, pad: p, stride: s, phaseWidth: phaseWidth,
+                                      into: scratch + ic * planeLen + r * rowLen)
+                    }
+                }
+                for (i, y) in outputRows.enumerated() {
+                    runTiles(src: UnsafePointer(scratch + i * s * rowLen), offsets: offsets,
+                             group: g, out: out, outRow: y - outputRowOffset, relu: relu, ocTileWeights: ocTileWeights)
+                }
+            }
+          }
+        }
+    }
+
+    /// All output tiles of one group for one output row, x tiles outer.
+    @inline(__always)
+    private func runTiles(src: UnsafePointer<Float>, offsets: TapOffsets,
+                          group g: Int, out: Tensor, outRow oy: Int, relu: Bool, ocTileWeights: Int) {
+        let wo = out.width
+        let groupWeights = packed + g * outPerGroup * ocTileWeights
+        if outPerGroup == 3 {
+            // Three output channels (an RGB output layer): 3 x 32-pixel tiles keep twelve accumulators
+            // busy where 3 x 24 would use nine.
+            var x0 = 0
+            while x0 < wo {
+                let oc = g * outPerGroup
+                convTile3x32(TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: groupWeights,
+                                      out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize, bias: biasValues + oc,
+                                      relu: relu, valid: min(Conv2D.wideTilePixels, wo - x0)))
+                x0 += Conv2D.wideTilePixels
+            }
+            return
+        }
+        var x0 = 0
+        while x0 < wo {
+            let valid = min(Conv2D.tilePixels, wo - x0)
+            var t0 = 0
+            var wp = groupWeights
+            while t0 < outPerGroup {
+                let tile = min(Conv2D.tileChannels, outPerGroup - t0)
+                let oc = g * outPerGroup + t0
+                let args = TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
+                                    bias: biasValues + oc, relu: relu, valid: valid)
+                convTile(channels: tile, args)
+                wp += tile * ocTileWeights
+                t0 += tile
+            }
+            x0 += Conv2D.tilePixels
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import JobsPostgres
+import Postgres
+import XCTest
+@testable import Jobs
+
+/// The job-queue contract on PostgreSQL (`PostgresJobQueue`), each test in a database of its own.
+final class PostgresJobQueueTests: JobQueueContract {
+    var database: ScratchDatabase!
+    var cache: URL!
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        database = try ScratchDatabase()
+        cache = try makeTempDir()
+    }
+
+    override func tearDown() {
+        super.tearDown()
+        database?.drop()
+        if let cache { try? FileManager.default.removeItem(at: cache) }
+    }
+
+    override func open(capacity: Int = 64, workers: Int = 1) throws -> any JobQueue {
+        var config = PostgresJobQueue.Configuration()
+        config.queueCapacity = capacity
+        config.workers = workers
+        config.sweepInterval = 0
+        config.pollInterval = 0.5
+        config.logger.logLevel = .critical
+        let db = try JobDatabase(url: database.url, poolSize: 4, startTimeout: 5, logger: config.logger)
+        return try PostgresJobQueue(database: db, cacheDirectory: cache, executor: executor, configuration: config)
+    }
+
+    override func storedJobCount() throws -> Int {
+        try PostgresConnection(url: database.url).query("SELECT count(*) AS n FROM stylist_jobs")[0].int("n") ?? -1
+    }
+
+    /// Progress reaches other replicas as database writes, which watchers re-read: quick
+    /// successive reports may arrive as one.
+    override var exactProgressEvents: Bool { false }
+
+    func testJobsRunInFIFOOrderWithQueuePositions() throws { try checkJobsRunInFIFOOrderWithQueuePositions() }
+    func testExecutorIsToldWhenTheQueueDrains() throws { try checkExecutorIsToldWhenTheQueueDrains() }
+    func testIDsAreRandomURLSafeAndLongEnough() throws { try checkIDsAreRandomURLSafeAndLongEnough() }
+    func testQueueFullAtCapacity() throws { try checkQueueFullAtCapacity() }
+    func testCancelQueuedJob() throws { try checkCancelQueuedJob() }
+    func testCancelRunningJob() throws { try checkCancelRunningJob() }
+    func testFailureIsRecordedWithStatusAndDetail() throws { try checkFailureIsRecordedWithStatusAndDetail() }
+    func testProgressIsVisibleAndWaitForChangeWakesOnChange() async throws { try await checkProgressIsVisibleAndWaitForChangeWakesOnChange() }
+    func testWaitForChangeTimesOutAndReturnsAtOnceWhenFinished() async throws { try await checkWaitForChangeTimesOutAndReturnsAtOnceWhenFinished() }
+    func testWaitForChangeReturnsWhenTaskCanceled() async throws { try await checkWaitForChangeReturnsWhenTaskCanceled() }
+    func testEventsStreamYieldsChangesInOrderAndEndsWithTerminalState() async throws { try await checkEventsStreamYieldsChangesInOrderAndEndsWithTerminalState() }
+    func testEventsForCanceledQueuedJobEnd() async throws { try await checkEventsForCanceledQueuedJobEnd() }
+    func testInputFilesAreMovedIn() throws { try checkInputFilesAreMovedIn() }
+    func testShutdownLetsRunningJobFinishWithinGraceAndRefusesNewJobs() throws { try checkShutdownLetsRunningJobFinishWithinGraceAndRefusesNewJobs() }
+    func testSeveralWorkersRunJobsInParallel() throws { try checkSeveralWorkersRunJobsInParallel() }
+    func testStatsCountOutcomes() throws { try checkStatsCountOutcomes() }
+}
