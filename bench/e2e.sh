@@ -88,10 +88,15 @@ stop_server() {
 }
 
 # One job: max_size, format -> "id seconds bytes" (finished_at - started_at, result size).
+# The job runs as soon as it is accepted, so the client reads its id with a bash match, not a
+# Python process: on a 2-core machine an interpreter starting beside the job (a pyenv shim spends
+# about 0.2 s of CPU) takes a core from the engine and shows up as job time.
 run_job() {
-    local id record
-    id="$(curl -sf -F "content=@$work/content.$ext" -F "style=@$work/style.$ext" -F model=microast \
-          -F "max_size=$1" -F "format=$2" "http://127.0.0.1:$port/v1/jobs" | field id)"
+    local id record accepted
+    accepted="$(curl -sf -F "content=@$work/content.$ext" -F "style=@$work/style.$ext" -F model=microast \
+          -F "max_size=$1" -F "format=$2" "http://127.0.0.1:$port/v1/jobs")"
+    [[ $accepted =~ \"id\":\ *\"([^\"]+)\" ]] || { echo "no job id in: $accepted" >&2; exit 1; }
+    id="${BASH_REMATCH[1]}"
     for _ in $(seq 20); do
         record="$(curl -sf "http://127.0.0.1:$port/v1/jobs/$id?wait=60")"
         case "$(echo "$record" | field status)" in

@@ -13,6 +13,9 @@ WORKERS="${WORKERS:-4}"
 work="$(mktemp -d)"
 # shellcheck source=../.ci/postgres
 source .ci/postgres
+# The test cluster runs with fsync off; a fair comparison with the fsync'd local store turns it on.
+"$STYLIST_TEST_PG_BIN/psql" -q "$STYLIST_TEST_DATABASE_URL" -c "ALTER SYSTEM SET fsync = on" \
+    -c "ALTER SYSTEM SET full_page_writes = on" -c "SELECT pg_reload_conf()" >/dev/null
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap 'cleanup; stylist_pg_stop' EXIT
 

@@ -105,7 +105,10 @@ extension PostgresJobQueue {
     /// Extends the leases of the jobs this replica runs; a job whose lease another replica
     /// took back is abandoned here, and a cancel request that arrived unnoticed is applied.
     func renewLeases() throws {
-        guard !cond.withLock({ running.isEmpty }) else { return }
+        // Only jobs claimed before the renewal can be judged by it: a claim that commits while
+        // the UPDATE runs is missing from its answer without being lost.
+        let before = cond.withLock { Set(running.keys) }
+        guard !before.isEmpty else { return }
         let rows = try database.run { c in
             try c.query("""
                 UPDATE stylist_jobs SET lease_expires = now() + make_interval(secs => $2)
@@ -115,7 +118,7 @@ extension PostgresJobQueue {
         var held: [String: Bool] = [:]
         for row in rows { if let id = try row.string("id") { held[id] = try row.bool("cancel_requested") ?? false } }
         cond.lock()
-        for (id, state) in running {
+        for (id, state) in running where before.contains(id) {
             if let cancel = held[id] {
                 if cancel { state.cancelRequested = true }
             } else if !state.abandoned {

@@ -339,4 +339,15 @@ class JobQueueContract: XCTestCase {
         XCTAssertEqual(stats.recentDurations.count, 3)
         XCTAssertEqual(stats.capacity, 64)
     }
+
+    /// Many short jobs through several workers all finish, each started once (no claim is taken
+    /// for lost while it commits).
+    func checkABurstOfJobsThroughSeveralWorkersFinishesOnce() throws {
+        system = try open(workers: 3)
+        var ids: [String] = []
+        for i in 0..<30 { ids.append(try system.submitTest(content: "\(i)").record.id) }
+        waitUntil(30) { ids.allSatisfy { self.system.status($0) == .succeeded } }
+        for id in ids { XCTAssertEqual(system.snapshot(id: id)?.record.attempts, 1, id) }
+        XCTAssertEqual(executor.started.count, 30)
+    }
 }

@@ -31,6 +31,7 @@ final class LocalJobQueueTests: JobQueueContract {
     func testIDsAreRandomURLSafeAndLongEnough() throws { try checkIDsAreRandomURLSafeAndLongEnough() }
     func testQueueFullAtCapacity() throws { try checkQueueFullAtCapacity() }
     func testCancelQueuedJob() throws { try checkCancelQueuedJob() }
+    func testABurstOfJobsThroughSeveralWorkersFinishesOnce() throws { try checkABurstOfJobsThroughSeveralWorkersFinishesOnce() }
     func testCancelRunningJob() throws { try checkCancelRunningJob() }
     func testFailureIsRecordedWithStatusAndDetail() throws { try checkFailureIsRecordedWithStatusAndDetail() }
     func testProgressIsVisibleAndWaitForChangeWakesOnChange() async throws { try await checkProgressIsVisibleAndWaitForChangeWakesOnChange() }

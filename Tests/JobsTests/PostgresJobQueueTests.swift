@@ -45,6 +45,7 @@ final class PostgresJobQueueTests: JobQueueContract {
     func testIDsAreRandomURLSafeAndLongEnough() throws { try checkIDsAreRandomURLSafeAndLongEnough() }
     func testQueueFullAtCapacity() throws { try checkQueueFullAtCapacity() }
     func testCancelQueuedJob() throws { try checkCancelQueuedJob() }
+    func testABurstOfJobsThroughSeveralWorkersFinishesOnce() throws { try checkABurstOfJobsThroughSeveralWorkersFinishesOnce() }
     func testCancelRunningJob() throws { try checkCancelRunningJob() }
     func testFailureIsRecordedWithStatusAndDetail() throws { try checkFailureIsRecordedWithStatusAndDetail() }
     func testProgressIsVisibleAndWaitForChangeWakesOnChange() async throws { try await checkProgressIsVisibleAndWaitForChangeWakesOnChange() }
