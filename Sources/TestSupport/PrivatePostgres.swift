@@ -42,7 +42,10 @@ public final class PrivatePostgres {
     }
 
     /// Runs `pg_ctl` on the cluster (`restart -m fast`, `stop -m immediate`, `start`).
-    public func control(_ arguments: String...) throws {
+    public func control(_ arguments: String...) throws { try control(arguments) }
+
+    /// Runs `pg_ctl` on the cluster with `arguments`.
+    public func control(_ arguments: [String]) throws {
         guard try Spawn.run(pgCtl, arguments) == 0 else { throw Failure("pg_ctl \(arguments.joined(separator: " ")) failed") }
     }
 

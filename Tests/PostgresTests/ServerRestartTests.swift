@@ -3,20 +3,29 @@ import XCTest
 import Postgres
 import TestSupport
 
-/// Stops and starts the test server itself (STYLIST_TEST_PG_CTL_CMD from .ci/postgres): the pool and
-/// the listener have to notice the outage and recover on their own.
+/// Stops and starts a PostgreSQL cluster of this test's own (so tests running in parallel on the
+/// common one are undisturbed): the pool and the listener have to notice the outage and recover
+/// on their own.
 final class ServerRestartTests: XCTestCase {
-    private func pgCtl(_ arguments: String...) throws {
-        guard let command = ProcessInfo.processInfo.environment["STYLIST_TEST_PG_CTL_CMD"], !command.isEmpty else {
-            throw XCTSkip("STYLIST_TEST_PG_CTL_CMD is not set (source .ci/postgres)")
+    private var cluster: PrivatePostgres?
+
+    override func setUpWithError() throws {
+        guard let started = try PrivatePostgres.start() else {
+            _ = try TestDatabase.url()   // fails under CI / STYLIST_REQUIRE_DATABASE=1, else skips
+            throw XCTSkip("PostgreSQL server binaries are not installed")
         }
-        // posix_spawn, not Foundation's Process: `pg_ctl start` leaves a daemon behind, and
-        // Process can miss its own child's exit then.
-        XCTAssertEqual(try Spawn.run(command, arguments), 0, "pg_ctl \(arguments.joined(separator: " "))")
+        cluster = started
+    }
+
+    override func tearDown() { cluster?.stop() }
+
+    private func pgCtl(_ arguments: String...) throws {
+        guard let cluster else { throw XCTSkip("no cluster") }
+        try cluster.control(arguments)
     }
 
     func testPoolAndListenerRecoverWhenTheServerRestarts() throws {
-        let url = try TestDatabase.url()
+        let url = try XCTUnwrap(cluster).url
         _ = try pgCtl("status")
         let pool = try PostgresPool(url: url, configuration: .init(size: 2, backoff: Backoff(minimum: 0.05, maximum: 0.5)))
         defer { pool.shutdown() }
