@@ -18,23 +18,26 @@ extension PostgresJobQueue {
             }
             switch snap.record.status {
             case .queued:
-                let removed = try database.run { c in
+                // The removal takes a version of its own, newer than anything a watcher was shown.
+                let removedAt: Int64? = try database.run { c in
                     try c.transaction { c in
                         let rows = try c.query("DELETE FROM stylist_jobs WHERE id = $1 AND status = 'queued' RETURNING id", [.text(id)])
-                        guard !rows.isEmpty else { return false }
-                        try c.query("UPDATE stylist_queue_clock SET version = nextval('stylist_change_seq') WHERE id = 1")
+                        guard !rows.isEmpty else { return nil }
+                        let version = try c.query("""
+                            UPDATE stylist_queue_clock SET version = nextval('stylist_change_seq') WHERE id = 1 RETURNING version
+                            """).first?.int64("version")
                         try c.notify(channel: Schema.jobChannel, payload: id)
                         try c.notify(channel: Schema.queueChannel, payload: "left")
-                        return true
+                        return version ?? 0
                     }
                 }
-                guard removed else { continue }   // a worker claimed it meanwhile: look again
+                guard let removedAt else { continue }   // a worker claimed it meanwhile: look again
                 try? blobStore.deleteAll(job: id)
                 var final = snap
                 final.record.status = .canceled
                 final.record.finishedAt = JobsJSON.now()
                 final.queuePosition = nil
-                final.version += 1
+                final.version = max(snap.version + 1, UInt64(max(0, removedAt)))
                 watchers.publish(final)
                 watchers.removed(id: id)
                 cond.withLock { finishedCounts[.canceled, default: 0] += 1 }

@@ -249,7 +249,13 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
     /// Reads the job again and hands it to its watchers (or tells them it is gone).
     func republish(id: String) {
         do {
-            if let snap = try read(id: id) { watchers.publish(snap) } else { watchers.removed(id: id) }
+            if let snap = try read(id: id) {
+                watchers.publish(snap)
+            } else {
+                // Gone. The replica that removed it publishes the job's last state (canceled)
+                // itself; the grace lets that reach the watchers before they are let go.
+                DispatchQueue.global().asyncAfter(deadline: .now() + 1) { [watchers] in watchers.removed(id: id) }
+            }
         } catch {
             logger.debug("could not re-read a watched job", metadata: ["job": "\(id)", "error": "\(error)"])
         }

@@ -276,7 +276,8 @@ class JobQueueContract: XCTestCase {
 
     func checkEventsForCanceledQueuedJobEnd() async throws {
         system = try open()
-        _ = try system.submitTest("block")
+        let blocker = try system.submitTest("block")
+        waitUntil { self.system.status(blocker.record.id) == .running }
         let job = try system.submitTest()
         let stream = system.events(id: job.record.id)
         _ = try system.cancel(id: job.record.id)
@@ -332,6 +333,8 @@ class JobQueueContract: XCTestCase {
         _ = try system.submitTest("fail")
         let last = try system.submitTest()
         waitUntil { self.system.status(last.record.id) == .succeeded }
+        // A database backend counts a job once its final record is committed, just after others see it.
+        waitUntil { self.system.stats().durationCount >= 3 }
         let stats = system.stats()
         XCTAssertEqual(stats.finished[.succeeded], 2)
         XCTAssertEqual(stats.finished[.failed], 1)
