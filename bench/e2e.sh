@@ -8,13 +8,14 @@
 # binary, the median job time, the engine median, their ratio and the result sizes, plus the
 # per-stage breakdown of the executor's "job stages" log line when the binary writes one
 # (outside_executor: the part of the job's time before and after the executor, i.e. the job
-# system saving the running record). Each job is sent when the previous one has finished, as
-# one client would. With several binaries (e.g. a copy of an older build first) the rounds
-# alternate A B A B; --upload picks the uploads' format (a JPEG upload takes the scaled decode).
+# system saving the running record and storing the result). Each job is sent when the previous
+# one has finished, from one client process that starts nothing while a job runs. With several
+# binaries (e.g. a copy of an older build first) the rounds alternate A B A B; --upload picks
+# the uploads' format (a JPEG upload takes the scaled decode).
 #
 # Usage: bench/e2e.sh [--rounds N] [--jobs N] [--upload png|jpeg] [BINARY...]
 #   Without a binary, builds `stylist` in release mode (scratch path $E2E_SCRATCH, default
-#   .build-e2e). Needs curl, python3 with Pillow (for the inputs), and the shared models and images
+#   .build-e2e). Needs python3 (the client; Pillow for the inputs), and the shared models and images
 #   ($STYLIST_SHARED, default ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,32 +88,52 @@ stop_server() {
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 }
 
-# One job: max_size, format -> "id seconds bytes" (finished_at - started_at, result size).
-# The job runs as soon as it is accepted, so the client reads its id with a bash match, not a
-# Python process: on a 2-core machine an interpreter starting beside the job (a pyenv shim spends
-# about 0.2 s of CPU) takes a core from the engine and shows up as job time.
-run_job() {
-    local id record accepted
-    accepted="$(curl -sf -F "content=@$work/content.$ext" -F "style=@$work/style.$ext" -F model=microast \
-          -F "max_size=$1" -F "format=$2" "http://127.0.0.1:$port/v1/jobs")"
-    [[ $accepted =~ \"id\":\ *\"([^\"]+)\" ]] || { echo "no job id in: $accepted" >&2; exit 1; }
-    id="${BASH_REMATCH[1]}"
-    for _ in $(seq 20); do
-        record="$(curl -sf "http://127.0.0.1:$port/v1/jobs/$id?wait=60")"
-        case "$(echo "$record" | field status)" in
-            succeeded) break ;;
-            failed|canceled) echo "job $id: $record" >&2; exit 1 ;;
-        esac
-    done
-    echo "$record" | python3 -c '
-import json, sys
+# One server's jobs from one client process: the warm-up job, then each case --jobs times, each
+# sent when the previous one finished, as one client would. Prints "size format<TAB>seconds<TAB>
+# bytes<TAB>id" per timed job (finished_at - started_at, result size). The client is one Python
+# process blocked on its socket while a job runs: on a 2-core machine a process started beside
+# the job (curl, or an interpreter behind a pyenv shim, about 0.2 s of CPU) takes a core from the
+# engine and shows up as job time.
+run_jobs() { # port
+    python3 - "$1" "$work/content.$ext" "$work/style.$ext" "$upload" "$jobs" <<'PY'
+import http.client, json, sys, uuid
 from datetime import datetime
-r = json.load(sys.stdin)
-t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
-print("%s %.3f %d" % (r["id"], t(r["finished_at"]) - t(r["started_at"]), r["result_size"]))'
+port, content, style, upload, jobs = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+files = {"content": open(content, "rb").read(), "style": open(style, "rb").read()}
+mime = "image/jpeg" if upload == "jpeg" else "image/png"
+stamp = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+def job(size, fmt):
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}"\r\n'
+             f'Content-Type: {mime}\r\n\r\n'.encode() + data + b"\r\n" for name, data in files.items()]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+              for name, value in (("model", "microast"), ("max_size", size), ("format", fmt))]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.request("POST", "/v1/jobs", b"".join(parts) + f"--{boundary}--\r\n".encode(),
+                 {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    response = conn.getresponse()
+    accepted = json.loads(response.read())
+    if not 200 <= response.status < 300:
+        sys.exit(f"submitting a job failed: {response.status} {accepted}")
+    for _ in range(20):
+        conn.request("GET", f"/v1/jobs/{accepted['id']}?wait=60")
+        record = json.loads(conn.getresponse().read())
+        if record["status"] == "succeeded":
+            break
+        if record["status"] in ("failed", "canceled"):
+            sys.exit(f"job {record['id']}: {record}")
+    conn.close()
+    return record
+
+job("512", "png")   # loads the model and warms the engine's buffers
+for size, fmt in (("1024", "png"), ("512", "png"), ("1024", "jpeg")):
+    for _ in range(jobs):
+        r = job(size, fmt)
+        print(f"{size} {fmt}\t{stamp(r['finished_at']) - stamp(r['started_at']):.3f}\t{r['result_size']}\t{r['id']}", flush=True)
+PY
 }
 
-cases=("1024 png" "512 png" "1024 jpeg")
 results="$work/results.tsv"   # binary index, case, kind (job|engine), seconds, bytes, job id
 : >"$results"
 for round in $(seq "$rounds"); do
@@ -120,14 +141,10 @@ for round in $(seq "$rounds"); do
         bin="${binaries[$i]}"
         echo "round $round: ${bin}" >&2
         start_server "$bin" "$work/serve-$i-$round.log"
-        run_job 512 png >/dev/null   # loads the model and warms the engine's buffers
-        for c in "${cases[@]}"; do
-            for _ in $(seq "$jobs"); do
-                read -r size format <<<"$c"
-                read -r id seconds bytes < <(run_job "$size" "$format")
-                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$c" job "$seconds" "$bytes" "$id" >>"$results"
-            done
-        done
+        run_jobs "$port" >"$work/jobs.tsv"
+        while IFS=$'\t' read -r c seconds bytes id; do
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$i" "$c" job "$seconds" "$bytes" "$id" >>"$results"
+        done <"$work/jobs.tsv"
         stop_server
         grep "job stages" "$work/serve-$i-$round.log" | tail -n +2 >>"$work/stages-$i.log" || true   # not the warm-up job
         for size in 1024 512; do
