@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "ImageCodecsTests", dependencies: ["ImageCodecs", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["StylePipeline", "ImageCodecs", "Models", "Engine"]),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "TestSupport"]),
-        .testTarget(name: "JobsTests", dependencies: ["Jobs", "JobsPostgres", "Postgres"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "JobsPostgres", "Postgres", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["StylistTesting", "StylistService"]),
         .testTarget(name: "CLITests", dependencies: ["StylistCLI", "ImageCodecs", "Models", "TestSupport"]),

@@ -268,9 +268,12 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
             let id = notification.payload
             if watchers.isWatched(id) { notificationQueue.async { [weak self] in self?.republish(id: id) } }
         case Schema.queueChannel:
-            if notification.payload == "added" { wakeWorkers() }
-            let watched = watchers.watchedIDs
-            if !watched.isEmpty { notificationQueue.async { [weak self] in watched.forEach { self?.republish(id: $0) } } }
+            if notification.payload == "added" {
+                wakeWorkers()   // a job joining the back of the queue moves no one's position
+            } else {
+                let watched = watchers.watchedIDs
+                if !watched.isEmpty { notificationQueue.async { [weak self] in watched.forEach { self?.republish(id: $0) } } }
+            }
         case Schema.cancelChannel:
             cond.withLock { running[notification.payload]?.cancelRequested = true }
         default:

@@ -1,25 +1,16 @@
 import Foundation
 import XCTest
 import Postgres
+import TestSupport
 
-/// A database of its own for one test on the server from STYLIST_TEST_DATABASE_URL (see
-/// .ci/postgres), dropped afterwards. Without the variable the test skips, except under CI or
-/// STYLIST_REQUIRE_DATABASE=1, where a missing database is a failure.
+/// A database of its own for one test on the test server (`TestDatabaseURL`), dropped afterwards.
 final class ScratchDatabase {
-    struct Missing: Error, CustomStringConvertible {
-        var description: String { "STYLIST_TEST_DATABASE_URL is not set, and CI / STYLIST_REQUIRE_DATABASE=1 requires it (source .ci/postgres)" }
-    }
-
     let name = "stylist_jobs_\(UInt32.random(in: 0...UInt32.max))"
     let url: String
     private let baseURL: String
 
     init() throws {
-        let environment = ProcessInfo.processInfo.environment
-        guard let base = environment["STYLIST_TEST_DATABASE_URL"], !base.isEmpty else {
-            if environment["CI"] != nil || environment["STYLIST_REQUIRE_DATABASE"] == "1" { throw Missing() }
-            throw XCTSkip("STYLIST_TEST_DATABASE_URL is not set (source .ci/postgres)")
-        }
+        let base = try TestDatabaseURL.url()
         baseURL = base
         var parts = try XCTUnwrap(URLComponents(string: base))
         parts.path = "/" + name

@@ -1,20 +1,11 @@
 import Foundation
 import XCTest
 import Postgres
+import TestSupport
 
-/// The test server from STYLIST_TEST_DATABASE_URL (see .ci/postgres). Without it the tests skip,
-/// except under CI or STYLIST_REQUIRE_DATABASE=1, where a missing database is a failure.
+/// The test server (`TestDatabaseURL`) and helpers around it.
 enum TestDatabase {
-    struct Missing: Error, CustomStringConvertible {
-        var description: String { "STYLIST_TEST_DATABASE_URL is not set, and CI / STYLIST_REQUIRE_DATABASE=1 requires it (source .ci/postgres)" }
-    }
-
-    static func url() throws -> String {
-        let environment = ProcessInfo.processInfo.environment
-        if let url = environment["STYLIST_TEST_DATABASE_URL"], !url.isEmpty { return url }
-        if environment["CI"] != nil || environment["STYLIST_REQUIRE_DATABASE"] == "1" { throw Missing() }
-        throw XCTSkip("STYLIST_TEST_DATABASE_URL is not set (source .ci/postgres)")
-    }
+    static func url() throws -> String { try TestDatabaseURL.url() }
 
     /// The test URL with `application_name` set, so a test can find its own sessions in pg_stat_activity.
     static func url(applicationName: String) throws -> String {
