@@ -24,6 +24,16 @@ static inline void sc_set_err(char *err, size_t errlen, const char *prefix, cons
     snprintf(err, errlen, "%s%s", prefix ? prefix : "", msg ? msg : "");
 }
 
+/* True (with the error written) when width x height exceeds the decode limit. */
+static inline int sc_over_pixel_limit(uint32_t width, uint32_t height, uint64_t max_pixels, char *err, size_t errlen) {
+    if ((uint64_t)width * (uint64_t)height <= max_pixels) return 0;
+    char msg[128];
+    snprintf(msg, sizeof msg, "image is %ux%u pixels, over the limit of %llu pixels",
+             (unsigned)width, (unsigned)height, (unsigned long long)max_pixels);
+    sc_set_err(err, errlen, "", msg);
+    return 1;
+}
+
 static inline int sc_host_is_little_endian(void) {
     const uint16_t one = 1;
     return *(const uint8_t *)&one == 1;

@@ -146,11 +146,7 @@ static int sc_png_run(const uint8_t *data, size_t len, int decode, uint64_t max_
         sc_png_ctx_free(ctx);
         return SC_OK;
     }
-    if ((uint64_t)width * (uint64_t)height > max_pixels) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "image is %ux%u pixels, over the limit of %llu pixels",
-                 (unsigned)width, (unsigned)height, (unsigned long long)max_pixels);
-        sc_set_err(err, errlen, "", msg);
+    if (sc_over_pixel_limit(width, height, max_pixels, err, errlen)) {
         sc_png_ctx_free(ctx);
         return SC_ERR_TOO_LARGE;
     }
