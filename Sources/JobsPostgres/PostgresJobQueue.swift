@@ -13,38 +13,24 @@ import Postgres
 /// Thread-safety: the database is the shared state; this replica's own state (the jobs its
 /// workers run, counters) sits behind `cond`, which is never held across a database call.
 public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
-    /// Settings; the defaults are the product's defaults.
+    /// Settings: the local backend's (`JobSystem.Configuration`, read through as if they were
+    /// this struct's own; `workers` 0 makes an API-only replica) plus what only a database
+    /// backend has.
+    @dynamicMemberLookup
     public struct Configuration: Sendable {
-        /// Most queued jobs (over all replicas); `submit` throws `QueueFull` beyond.
-        public var queueCapacity = 64
-        /// Worker threads of this replica (0: an API-only replica that runs no jobs).
-        public var workers = 1
-        /// Seconds a finished job is kept.
-        public var ttl: Double = 24 * 3600
-        /// Seconds a tombstone is kept.
-        public var tombstoneTTL: Double = 7 * 24 * 3600
-        /// Most tombstones kept.
-        public var maxTombstones = 10_000
-        /// Seconds between sweeps for expired jobs (one replica at a time sweeps).
-        public var sweepInterval: Double = 60
-        /// A job whose lease lapsed after this many starts fails instead of running again.
-        public var maxAttempts = 3
+        /// Capacity, workers, TTLs, attempts, progress interval, logger and the rest.
+        public var jobs = JobSystem.Configuration()
         /// Seconds a claim lasts without renewal; renewed every third of it.
         public var leaseSeconds: Double = 30
-        /// Minimum seconds between persisting progress (each write notifies watchers).
-        public var progressPersistInterval: Double = 0.25
         /// Seconds an idle worker waits between looks at the queue when no notification came.
         public var pollInterval: Double = 2
-        /// Assumed job duration for `Retry-After` until some job has finished here.
-        public var defaultJobSeconds: Double = 10
-        /// Stack size of worker threads.
-        public var workerStackSize = 16 << 20
-        /// Where job transitions are logged.
-        public var logger = Logger(label: "stylist.jobs")
-        /// Called on the worker thread after a job this replica ran reaches a terminal state.
-        public var onFinished: (@Sendable (JobRecord) -> Void)?
         /// The defaults.
         public init() {}
+        /// A setting shared with the local backend.
+        public subscript<T>(dynamicMember path: WritableKeyPath<JobSystem.Configuration, T>) -> T {
+            get { jobs[keyPath: path] }
+            set { jobs[keyPath: path] = newValue }
+        }
     }
 
     /// A job a worker of this replica is running.

@@ -139,28 +139,24 @@ public final class StylistServer: @unchecked Sendable {
     private func openStores(data: URL, catalog: ModelCatalog) throws -> (any JobQueue, any StyleStore) {
         let jobsLogger = LogSetup.logger("stylist.jobs", config: config, sink: logSink)
         let sweepInterval = min(60, max(1, config.jobTTLSeconds / 10))
+        var jc = JobSystem.Configuration()
+        jc.queueCapacity = config.queueSize
+        jc.workers = config.workers
+        jc.ttl = config.jobTTLSeconds
+        jc.maxAttempts = config.maxAttempts
+        jc.sweepInterval = sweepInterval
+        jc.logger = jobsLogger
         guard let url = config.databaseURL else {
             let styles = try StyleLibrary(directory: data.appendingPathComponent("styles"), maxCount: config.maxStyles,
                                           maxBytes: config.maxStyleBytes)
-            var jc = JobSystem.Configuration()
-            jc.queueCapacity = config.queueSize
-            jc.workers = config.workers
-            jc.ttl = config.jobTTLSeconds
-            jc.maxAttempts = config.maxAttempts
-            jc.sweepInterval = sweepInterval
-            jc.logger = jobsLogger
             let executor = StyleJobExecutor(catalog: catalog, styles: styles, metrics: metrics, maxPixels: config.maxPixels,
                                             hooks: hooks, logger: jobsLogger)
             return (try JobSystem.open(directory: data, executor: executor, configuration: jc), styles)
         }
         var pc = PostgresJobQueue.Configuration()
-        pc.queueCapacity = config.queueSize
+        pc.jobs = jc
         pc.workers = config.role == "api" ? 0 : config.workers
-        pc.ttl = config.jobTTLSeconds
-        pc.maxAttempts = config.maxAttempts
         pc.leaseSeconds = config.jobLeaseSeconds
-        pc.sweepInterval = sweepInterval
-        pc.logger = jobsLogger
         let cache = data.appendingPathComponent("cache")
         let database = try JobDatabase(url: url, poolSize: max(config.databasePoolSize, config.workers + 3),
                                        logger: LogSetup.logger("stylist.postgres", config: config, sink: logSink))
