@@ -343,8 +343,8 @@ class JobQueueContract: XCTestCase {
         XCTAssertEqual(stats.capacity, 64)
     }
 
-    /// Many short jobs through several workers all finish, each started once (no claim is taken
-    /// for lost while it commits).
+    /// Many short jobs through several workers all finish, each started once. (The lease race of
+    /// the database backend has its own test, which forces the overlap.)
     func checkABurstOfJobsThroughSeveralWorkersFinishesOnce() throws {
         system = try open(workers: 3)
         var ids: [String] = []

@@ -1,5 +1,5 @@
 import Foundation
-import JobsPostgres
+@testable import JobsPostgres
 import Postgres
 import XCTest
 @testable import Jobs
@@ -57,4 +57,32 @@ final class PostgresJobQueueTests: JobQueueContract {
     func testShutdownLetsRunningJobFinishWithinGraceAndRefusesNewJobs() throws { try checkShutdownLetsRunningJobFinishWithinGraceAndRefusesNewJobs() }
     func testSeveralWorkersRunJobsInParallel() throws { try checkSeveralWorkersRunJobsInParallel() }
     func testStatsCountOutcomes() throws { try checkStatsCountOutcomes() }
+
+    /// Lease renewals running back to back while workers claim: a renewal that overlaps a claim's
+    /// commit must not take the new claim for lost (the job would then sit until its lease lapsed).
+    func testLeaseRenewalsOverlappingClaimsLoseNoJob() throws {
+        system = try open(workers: 3)
+        let queue = try XCTUnwrap(system as? PostgresJobQueue)
+        let stop = Locked(false)
+        let renewer = Thread {
+            while !stop.value { try? queue.renewLeases() }
+        }
+        renewer.start()
+        defer { stop.value = true }
+        var ids: [String] = []
+        for i in 0..<40 { ids.append(try system.submitTest(content: "\(i)").record.id) }
+        waitUntil(15) { ids.allSatisfy { self.system.status($0) == .succeeded } }
+        for id in ids { XCTAssertEqual(system.snapshot(id: id)?.record.attempts, 1, id) }
+    }
+}
+
+/// A value behind a lock, for a flag shared with a thread.
+final class Locked<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: T
+    init(_ value: T) { stored = value }
+    var value: T {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
 }
