@@ -15,6 +15,9 @@ public protocol JobQueue: AnyObject, Sendable {
     /// The job, its tombstone (expired: answer 410), or not found (404). Throws
     /// `JobStoreUnavailable` when the store cannot be reached.
     func lookup(id: String) throws -> JobLookup
+    /// True when `lookup` answers from memory without waiting on I/O, so a caller may run it on a
+    /// thread that serves sockets; false when it may wait on a database round trip.
+    var lookupIsInstant: Bool { get }
     /// A local file holding a succeeded job's result, with its record; nil otherwise.
     func result(id: String) throws -> (record: JobRecord, file: URL)?
     /// Gauges and counters for metrics.

@@ -239,6 +239,9 @@ public final class JobSystem: JobQueue, @unchecked Sendable {
         return entries[id].map(snapshotLocked)
     }
 
+    /// Jobs are held in memory: a lookup takes only the lock.
+    public var lookupIsInstant: Bool { true }
+
     /// The job, its tombstone (expired: answer 410), or not found (404).
     public func lookup(id: String) -> JobLookup {
         cond.lock()

@@ -179,6 +179,9 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
     /// The job now, or nil when unknown or the database cannot be reached.
     public func snapshot(id: String) -> JobSnapshot? { try? read(id: id) }
 
+    /// A lookup is a query, so it must not run on a thread that serves sockets.
+    public var lookupIsInstant: Bool { false }
+
     /// The job, its tombstone, or not found. Throws `JobStoreUnavailable`.
     public func lookup(id: String) throws -> JobLookup {
         if let snap = try read(id: id) { return .found(snap) }

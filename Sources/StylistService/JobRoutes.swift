@@ -167,9 +167,10 @@ extension API {
         return (JobParameters(model: model, options: options, styles: styleEntries.map(\.source), mask: mask != nil), inputs, styleIDs, digest)
     }
 
-    /// GET /v1/jobs/{id} without `wait`: nothing to wait for, so it is answered at once (nil with `wait`).
+    /// GET /v1/jobs/{id} without `wait`, on a backend that holds jobs in memory: nothing to wait
+    /// for, so it is answered at once. Nil with `wait`, or when the lookup is a database query.
     func getJobAtOnce(_ ctx: RequestContext) throws -> HTTPResponse? {
-        guard ctx.head.queryValue("wait") == nil else { return nil }
+        guard ctx.head.queryValue("wait") == nil, jobs.lookupIsInstant else { return nil }
         let id = ctx.param("id")
         let snap = try lookup(id, owner: owner(ctx.head))
         ctx.log.job = id
