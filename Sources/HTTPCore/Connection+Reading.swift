@@ -31,16 +31,21 @@ extension Connection {
             }
             switch result {
             case .done(let n):
+                // A short read drained the socket; the next readable edge comes when more arrives.
+                // (TLS reads on until it would block: OpenSSL may hold decrypted bytes the socket no
+                // longer shows, and no edge would announce them.)
+                let drained = n < Self.readChunk && transport is PlainTransport
+                if drained { readPending = false }
                 if phase == .head && timerKind == .idle { arm(.header, seconds: config.headerTimeout) }
                 if phase == .body { bodyDeadline?.progressed(n, now: Self.now()) }
                 if phase == .head || phase == .body { process() }
-                // A short read drained the socket; the read source fires again when more arrives.
-                // (TLS reads on: OpenSSL may hold decrypted bytes the socket no longer shows.)
-                if n < Self.readChunk && transport is PlainTransport { return }
+                if drained { return }
             case .wouldBlock:
                 if transport is TLSTransport && transport.wantsWrite {
                     readBlockedOnWrite = true
                     enableWrite()
+                } else {
+                    readPending = false
                 }
                 return
             case .eof:
@@ -51,6 +56,12 @@ extension Connection {
                 logger.debug("connection read failed", metadata: ["remote": "\(remote)", "error": "\(why)"])
                 close()
                 return
+            }
+        }
+        // Still more to read after a fair share: carry on later, after what else waits for the queue.
+        if readActive && readPending && phase != .closed {
+            queue.async { [self] in
+                if readActive && readPending && phase != .closed { onReadable() }
             }
         }
     }
@@ -79,6 +90,7 @@ extension Connection {
                 lingerDiscarded += n
                 if lingerDiscarded > 4 * 1024 * 1024 { close(); return }
             case .wouldBlock:
+                readPending = false
                 return
             case .eof, .failed:
                 close()
