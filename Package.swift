@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Models"], swiftSettings: optimized),
         // OpenSSL (TLS, SHA-256) as a system library.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
-        // Linux's epoll and eventfd headers, for the HTTP server's event loops.
+        // Linux's epoll, eventfd and prctl, for the HTTP server's event loops.
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
         // HTTP/1.1: a pure request parser, multipart, and the socket server on epoll event loops (+TLS).
         .target(name: "HTTPCore", dependencies: ["COpenSSL", "CEpoll", .product(name: "Logging", package: "swift-log")]),

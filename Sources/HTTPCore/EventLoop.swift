@@ -42,8 +42,10 @@ final class EventLoop: @unchecked Sendable {
             Glibc.close(epollFD)
             throw HTTPServerError.socket("epoll_ctl failed: \(String(cString: strerror(e)))")
         }
-        let thread = Thread { [self] in run() }
-        thread.name = name
+        let thread = Thread { [self] in
+            _ = stylist_name_current_thread(name)   // seen in top, perf and /proc
+            run()
+        }
         thread.stackSize = 1 << 20
         self.thread = thread
         thread.start()
@@ -129,7 +131,7 @@ final class EventLoopGroup: @unchecked Sendable {
         var loops: [EventLoop] = []
         for i in 0..<max(1, count) {
             do {
-                loops.append(try EventLoop(name: "stylist.http.loop-\(i)"))
+                loops.append(try EventLoop(name: "stylist-loop-\(i)"))
             } catch {
                 for loop in loops { loop.stop() }
                 throw error
