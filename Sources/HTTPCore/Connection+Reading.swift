@@ -67,7 +67,7 @@ extension Connection {
     }
 
     func handleEOF() {
-        disableRead()   // a level-triggered source would keep firing at EOF
+        disableRead()   // nothing more comes: reading never resumes after EOF
         switch phase {
         case .head, .body:
             // Nothing or a partial request: nobody left to answer.
