@@ -33,8 +33,9 @@ extension Connection {
             case .done(let n):
                 // A short read drained the socket; the next readable edge comes when more arrives.
                 // (TLS reads on until it would block: OpenSSL may hold decrypted bytes the socket no
-                // longer shows, and no edge would announce them.)
-                let drained = n < Self.readChunk && transport is PlainTransport
+                // longer shows, and no edge would announce them. After a reported FIN, reading goes
+                // on to the end of input.)
+                let drained = n < Self.readChunk && transport is PlainTransport && !hangUpReported
                 if drained { readPending = false }
                 if phase == .head && timerKind == .idle { arm(.header, seconds: config.headerTimeout) }
                 if phase == .body { bodyDeadline?.progressed(n, now: Self.now()) }

@@ -39,6 +39,9 @@ final class Connection: EventLoopHandler {
     /// The socket may hold input not yet read: set by a readable edge, cleared when a read finds it
     /// drained. An edge that arrives while reading is off is kept here until reading resumes.
     var readPending = false
+    /// The loop reported the peer's FIN (or an error): a short read no longer means drained, since
+    /// the end of input may wait behind the data and no further edge would announce it.
+    var hangUpReported = false
     var timerKind = TimerKind.none
     /// When the current deadline passes, and when the dispatch timer is set to fire (monotonic ns).
     var timerDeadline: UInt64 = .max
@@ -157,6 +160,7 @@ final class Connection: EventLoopHandler {
         guard phase != .closed else { return }
         let errorOrHangUp = EPOLLERR.rawValue | EPOLLHUP.rawValue
         if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | errorOrHangUp) != 0 { readPending = true }
+        if events & (EPOLLRDHUP.rawValue | errorOrHangUp) != 0 { hangUpReported = true }
         // Writable edges arrive with most readable ones; they matter only while output waits.
         if writeActive && events & (EPOLLOUT.rawValue | errorOrHangUp) != 0 { onWritable() }
         if readActive && readPending { onReadable() }

@@ -112,6 +112,38 @@ final class EventLoopTests: ServerTestCase {
         XCTAssertEqual(try d.readResponse().text, "hello")
     }
 
+    /// A request and the client's FIN that reach a busy loop together, so one edge announces both:
+    /// the read that takes the request is short, yet the end of input behind it must still be
+    /// seen, so the connection closes after the answer instead of waiting for the idle timeout.
+    func testRequestAndFINArrivingTogetherAreAnsweredAndClosed() throws {
+        let server = try makeServer { $0.idleTimeout = 30; $0.eventLoopThreads = 1 }
+        let port = server.boundPort
+        // Long pipelined runs keep the only loop thread busy most of the time.
+        final class Flag: @unchecked Sendable { let lock = NSLock(); var stop = false
+            var isSet: Bool { lock.lock(); defer { lock.unlock() }; return stop } }
+        let flag = Flag()
+        let busy = try HTTPClient(port: port, timeout: 10)
+        let batch = String(repeating: "GET /now HTTP/1.1\r\nHost: x\r\n\r\n", count: 2000)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            while !flag.isSet {
+                let sender = Thread { try? busy.send(batch) }
+                sender.start()
+                for _ in 0..<2000 { guard (try? busy.readResponse()) != nil else { done.signal(); return } }
+            }
+            done.signal()
+        }.start()
+        defer { flag.lock.lock(); flag.stop = true; flag.lock.unlock(); done.wait() }
+        for i in 0..<20 {
+            let c = try HTTPClient(port: port, timeout: 3)
+            usleep(30_000)   // the server has read the (empty) socket; what follows comes as a new edge
+            try c.send("GET /now?n=\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
+            Glibc.shutdown(c.fd, Int32(SHUT_WR))
+            XCTAssertEqual(try c.readResponse().text, "now \(i)")
+            XCTAssertTrue(c.isClosedByPeer(), "connection \(i) was not closed after the client's FIN")
+        }
+    }
+
     /// Slow-loris clients that each stop in the middle of a head all get 408 on time, while a
     /// client on the same loops is answered meanwhile.
     func testSlowLorisClientsTimeOutWhileOthersAreServed() throws {
