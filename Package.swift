@@ -49,8 +49,10 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["Models"], swiftSettings: optimized),
         // OpenSSL (TLS, SHA-256) as a system library.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
-        // HTTP/1.1: a pure request parser, multipart, and the Dispatch socket server (+TLS).
-        .target(name: "HTTPCore", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]),
+        // Linux's epoll, eventfd and prctl, for the HTTP server's event loops.
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
+        // HTTP/1.1: a pure request parser, multipart, and the socket server on epoll event loops (+TLS).
+        .target(name: "HTTPCore", dependencies: ["COpenSSL", "CEpoll", .product(name: "Logging", package: "swift-log")]),
         // Durable job store, blob store, bounded FIFO queue, workers, TTL sweeper.
         .target(name: "Jobs", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")]),
         // libpq (Debian's libpq-dev) as a system library, and the small blocking client over it.

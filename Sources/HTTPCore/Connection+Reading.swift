@@ -31,16 +31,22 @@ extension Connection {
             }
             switch result {
             case .done(let n):
+                // A short read drained the socket; the next readable edge comes when more arrives.
+                // (TLS reads on until it would block: OpenSSL may hold decrypted bytes the socket no
+                // longer shows, and no edge would announce them. After a reported FIN, reading goes
+                // on to the end of input.)
+                let drained = n < Self.readChunk && transport is PlainTransport && !hangUpReported
+                if drained { readPending = false }
                 if phase == .head && timerKind == .idle { arm(.header, seconds: config.headerTimeout) }
                 if phase == .body { bodyDeadline?.progressed(n, now: Self.now()) }
                 if phase == .head || phase == .body { process() }
-                // A short read drained the socket; the read source fires again when more arrives.
-                // (TLS reads on: OpenSSL may hold decrypted bytes the socket no longer shows.)
-                if n < Self.readChunk && transport is PlainTransport { return }
+                if drained { return }
             case .wouldBlock:
                 if transport is TLSTransport && transport.wantsWrite {
                     readBlockedOnWrite = true
                     enableWrite()
+                } else {
+                    readPending = false
                 }
                 return
             case .eof:
@@ -53,10 +59,16 @@ extension Connection {
                 return
             }
         }
+        // Still more to read after a fair share: carry on later, after what else waits for the queue.
+        if readActive && readPending && phase != .closed {
+            queue.async { [self] in
+                if readActive && readPending && phase != .closed { onReadable() }
+            }
+        }
     }
 
     func handleEOF() {
-        disableRead()   // a level-triggered source would keep firing at EOF
+        disableRead()   // nothing more comes: reading never resumes after EOF
         switch phase {
         case .head, .body:
             // Nothing or a partial request: nobody left to answer.
@@ -79,6 +91,7 @@ extension Connection {
                 lingerDiscarded += n
                 if lingerDiscarded > 4 * 1024 * 1024 { close(); return }
             case .wouldBlock:
+                readPending = false
                 return
             case .eof, .failed:
                 close()

@@ -258,7 +258,7 @@ extension Connection {
         input = []
         inputPos = 0
         arm(.linger, seconds: 2)
-        enableRead()
+        readActive = true
         discardInput()
     }
 }

@@ -3,15 +3,17 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CEpoll
 import Dispatch
 import Foundation
 import Logging
 
 /// One client connection: reads and parses requests one at a time, runs the responder, writes responses in
-/// order. All state is confined to `queue`. The work is split by concern: reading and parsing
+/// order. All state is confined to `queue`; the socket's readiness comes from its event loop, whose thread
+/// enters `queue` synchronously (inline when the queue is idle, so no thread hop). The work is split by concern: reading and parsing
 /// (Connection+Reading.swift), framing and writing responses (Connection+Writing.swift), and the
 /// deadlines (Connection+Timers.swift); this file holds the state and the lifecycle.
-final class Connection {
+final class Connection: EventLoopHandler {
     enum Phase { case head, body, responding, lingering, closed }
     enum TimerKind { case none, header, body, idle, write, linger }
 
@@ -23,15 +25,23 @@ final class Connection {
     /// The server's number for this connection (its key in the server's tables).
     let serial: UInt64
     let queue: DispatchQueue
+    /// The loop reporting this socket's readiness.
+    let loop: EventLoop
     let config: HTTPServerConfiguration
     var logger: Logger { server.logger }
 
-    var readSource: DispatchSourceRead!
-    var writeSource: DispatchSourceWrite!
     var timer: DispatchSourceTimer!
+    var registered = false
+    /// Whether reading is wanted now (off while too much input is buffered, after EOF, before start).
     var readActive = false
+    /// Whether output (or a TLS read) waits for the socket to become writable.
     var writeActive = false
-    var pendingCancels = 0
+    /// The socket may hold input not yet read: set by a readable edge, cleared when a read finds it
+    /// drained. An edge that arrives while reading is off is kept here until reading resumes.
+    var readPending = false
+    /// The loop reported the peer's FIN (or an error): a short read no longer means drained, since
+    /// the end of input may wait behind the data and no further edge would announce it.
+    var hangUpReported = false
     var timerKind = TimerKind.none
     /// When the current deadline passes, and when the dispatch timer is set to fire (monotonic ns).
     var timerDeadline: UInt64 = .max
@@ -77,8 +87,9 @@ final class Connection {
     static let coalescedBodyLimit = 64 * 1024
     var dateCache = HTTPDateCache()
 
-    init(fd: Int32, transport: Transport, server: HTTPServer, remote: String, refuse: Bool, serial: UInt64) {
+    init(fd: Int32, transport: Transport, server: HTTPServer, loop: EventLoop, remote: String, refuse: Bool, serial: UInt64) {
         self.fd = fd
+        self.loop = loop
         self.serial = serial
         self.transport = transport
         self.server = server
@@ -88,23 +99,8 @@ final class Connection {
         self.queue = DispatchQueue(label: "stylist.http.connection", target: .global(qos: .userInitiated))
         self.parser = HTTPRequestParser(limits: server.configuration.parserLimits)
         self.handshaking = transport is TLSTransport
-        readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-        writeSource = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
         timer = DispatchSource.makeTimerSource(queue: queue)
-        readSource.setEventHandler { [unowned self] in onReadable() }
-        writeSource.setEventHandler { [unowned self] in onWritable() }
         timer.setEventHandler { [unowned self] in onTimer() }
-        pendingCancels = 2
-        let cancelled: () -> Void = { [self] in
-            pendingCancels -= 1
-            if pendingCancels == 0 {
-                Glibc.close(fd)
-                transport.free()
-                server.connectionDidClose(self)
-            }
-        }
-        readSource.setCancelHandler(handler: cancelled)
-        writeSource.setCancelHandler(handler: cancelled)
     }
 
     // MARK: - Lifecycle
@@ -115,6 +111,13 @@ final class Connection {
             timer.schedule(deadline: .distantFuture)
             timer.resume()
             timerActivated = true
+            // Registered from the queue: readiness reported meanwhile waits for this block to finish.
+            guard loop.register(fd: fd, id: serial, handler: self) else {
+                logger.error("cannot watch a connection", metadata: ["remote": "\(remote)", "error": "\(String(cString: strerror(errno)))"])
+                close()
+                return
+            }
+            registered = true
             // Over the limit on TLS: closed before any handshake work (the handshake is the costly part).
             if refuse && handshaking { close(); return }
             if refuse {
@@ -123,7 +126,7 @@ final class Connection {
                 arm(.header, seconds: config.headerTimeout)
             }
             if handshaking {
-                enableRead()
+                readActive = true
                 continueHandshake()
             } else {
                 ready()
@@ -144,8 +147,23 @@ final class Connection {
             startResponse(response, for: nil)
             return
         }
-        enableRead()
+        readActive = true
         onReadable()
+    }
+
+    /// The event loop saw the socket ready: handled here, on the loop's thread, inside the queue.
+    func socketReady(_ events: UInt32) {
+        queue.sync { handleReadiness(events) }
+    }
+
+    func handleReadiness(_ events: UInt32) {
+        guard phase != .closed else { return }
+        let errorOrHangUp = EPOLLERR.rawValue | EPOLLHUP.rawValue
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | errorOrHangUp) != 0 { readPending = true }
+        if events & (EPOLLRDHUP.rawValue | errorOrHangUp) != 0 { hangUpReported = true }
+        // Writable edges arrive with most readable ones; they matter only while output waits.
+        if writeActive && events & (EPOLLOUT.rawValue | errorOrHangUp) != 0 { onWritable() }
+        if readActive && readPending { onReadable() }
     }
 
     func continueHandshake() {
@@ -155,7 +173,7 @@ final class Connection {
             disableWrite()
             ready()
         case .wouldBlock:
-            if transport.wantsWrite { enableWrite() } else { disableWrite() }
+            if transport.wantsWrite { enableWrite() } else { readPending = false; disableWrite() }
         case .eof, .failed:
             close()
         }
@@ -191,10 +209,14 @@ final class Connection {
         if let fb = fileBody { Glibc.close(fb.fd); fileBody = nil }
         output = []
         input = []
-        if !readActive { readSource.resume(); readActive = true }
-        if !writeActive { writeSource.resume(); writeActive = true }
-        readSource.cancel()
-        writeSource.cancel()
+        readActive = false
+        writeActive = false
+        // Deregistered before the descriptor closes, so the number cannot be reused while still watched.
+        if registered { loop.deregister(fd: fd, id: serial) }
+        registered = false
+        Glibc.close(fd)
+        transport.free()
+        server.connectionDidClose(self)
     }
 
     func removeRequestSpool() {
@@ -202,8 +224,18 @@ final class Connection {
         requestSpoolPath = nil
     }
 
-    func enableRead() { if !readActive && phase != .closed { readActive = true; readSource.resume() } }
-    func disableRead() { if readActive && phase != .closed { readActive = false; readSource.suspend() } }
-    func enableWrite() { if !writeActive && phase != .closed { writeActive = true; writeSource.resume() } }
-    func disableWrite() { if writeActive && phase != .closed { writeActive = false; writeSource.suspend() } }
+    /// Resumes reading; input that arrived while it was off is read from the queue, as a later event would.
+    func enableRead() {
+        guard !readActive && phase != .closed else { return }
+        readActive = true
+        if readPending {
+            queue.async { [self] in
+                if readActive && readPending && phase != .closed { onReadable() }
+            }
+        }
+    }
+    func disableRead() { readActive = false }
+    /// Waits for the next writable edge (after a write or TLS operation found the socket full).
+    func enableWrite() { if phase != .closed { writeActive = true } }
+    func disableWrite() { writeActive = false }
 }

@@ -58,8 +58,10 @@ public enum HTTPServerError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// An HTTP/1.1 (and HTTPS) server on non-blocking sockets driven by Dispatch sources. Each connection runs on
-/// its own serial queue; the responder runs in Tasks, so neither slow clients nor slow handlers block a thread.
+/// An HTTP/1.1 (and HTTPS) server on non-blocking sockets. A Dispatch source accepts connections and hands
+/// them round-robin to its event loops (EventLoop.swift: one epoll thread each), which report each socket's
+/// readiness; each connection's state lives on its own serial queue, entered by its loop's thread; the
+/// responder runs in Tasks, so neither slow clients nor slow handlers block a thread.
 public final class HTTPServer: @unchecked Sendable {
     let configuration: HTTPServerConfiguration
     let responder: HTTPResponder
@@ -78,6 +80,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var _shuttingDown = false
     private var started = false
     private let acceptQueue = DispatchQueue(label: "stylist.http.accept")
+    private var loops: EventLoopGroup?
 
     /// A server that is not listening yet; call `start()`.
     public init(configuration: HTTPServerConfiguration, responder: HTTPResponder, logger: Logger) {
@@ -88,6 +91,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     deinit {
         acceptSource?.cancel()
+        loops?.stop()
     }
 
     /// The port actually bound (useful with port 0); 0 before `start()`.
@@ -118,6 +122,8 @@ public final class HTTPServer: @unchecked Sendable {
         do {
             if let tls = configuration.tls { tlsContext = try TLSContext(configuration: tls) }
             try prepareSpoolDirectory()
+            let group = try EventLoopGroup(count: configuration.eventLoopThreads)
+            lock.lock(); loops = group; lock.unlock()
         } catch {
             lock.lock(); started = false; lock.unlock()
             throw error
@@ -262,6 +268,11 @@ public final class HTTPServer: @unchecked Sendable {
         for connection in left { connection.queue.async { connection.close() } }
         let hardDeadline = Date().addingTimeInterval(2)
         while connectionCount > 0 && Date() < hardDeadline { usleep(10_000) }
+        lock.lock()
+        let group = loops
+        loops = nil
+        lock.unlock()
+        group?.stop()
     }
 
     private func acceptAvailable() {
@@ -303,12 +314,13 @@ public final class HTTPServer: @unchecked Sendable {
                 transport = PlainTransport(fd: client)
             }
             lock.lock()
+            guard let loop = loops?.next() else { lock.unlock(); Glibc.close(client); transport.free(); return }
             nextSerial += 1
             let serial = nextSerial
             let decision = admission.admit(serial, address: remote.ip, now: DispatchTime.now().uptimeNanoseconds)
             let victims = decision.evict.compactMap { connections[$0] }
             let refuse = decision.refuse
-            let connection = Connection(fd: client, transport: transport, server: self, remote: remoteString, refuse: refuse, serial: serial)
+            let connection = Connection(fd: client, transport: transport, server: self, loop: loop, remote: remoteString, refuse: refuse, serial: serial)
             connections[serial] = connection
             let limit = admission.maxConnections
             lock.unlock()

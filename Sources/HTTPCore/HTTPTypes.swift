@@ -313,6 +313,8 @@ public struct HTTPServerConfiguration: Sendable {
     public var idleTimeout: Double = 60
     /// HTTPS when set.
     public var tls: TLSConfiguration? = nil
+    /// Threads watching the sockets (one epoll event loop each); connections are spread over them in turn.
+    public var eventLoopThreads = ProcessInfo.processInfo.activeProcessorCount
     /// The defaults.
     public init() {}
 
