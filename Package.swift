@@ -16,6 +16,18 @@ let simdFlags: [String] = []
 let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 let simdSettings: [SwiftSetting] = (portable ? [] : [.unsafeFlags(simdFlags), .define("STYLIST_AVX2_BUILD")]) + optimized
 let kernelSettings: [SwiftSetting] = simdSettings + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// The AVX-512 micro-kernels (EngineKernels512) add AVX-512 F/VL/DQ/BW to the x86-64 flags, so their
+// SIMD16<Float> code compiles to zmm instructions; the Engine calls them only after checking the CPU
+// (CCPUFeatures), and STYLIST_AVX512_KERNELS tells it they were built so. Portable builds compile the
+// module without these flags and define nothing: it is then never called.
+#if arch(x86_64)
+let avx512Flags: [String] = portable ? [] : simdFlags + ["-Xcc", "-mavx512f", "-Xcc", "-mavx512vl", "-Xcc", "-mavx512dq", "-Xcc", "-mavx512bw"]
+#else
+let avx512Flags: [String] = []
+#endif
+let avx512KernelSettings: [SwiftSetting] = (avx512Flags.isEmpty ? [] : [.unsafeFlags(avx512Flags)]) + optimized
+    + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let engineSettings: [SwiftSetting] = kernelSettings + (avx512Flags.isEmpty ? [] : [.define("STYLIST_AVX512_KERNELS")])
 
 let package = Package(
     name: "Stylist",
@@ -37,10 +49,14 @@ let package = Package(
         ),
         // PNG/JPEG decode and encode, EXIF orientation, resampling, RGB float planes.
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs"], swiftSettings: optimized),
-        // Tensors, SIMD kernels, thread pool. Knows nothing about files, images or HTTP.
         // glibc's malloc_trim (malloc.h is not in the Glibc module).
         .target(name: "CSystemMemory"),
-        .target(name: "Engine", dependencies: ["CSystemMemory"], swiftSettings: kernelSettings),
+        // CPUID and XGETBV: may AVX-512 code run here? (C: Swift has no inline assembly.)
+        .target(name: "CCPUFeatures"),
+        // The AVX-512 micro-kernels, alone in a module compiled for AVX-512 (see avx512Flags).
+        .target(name: "EngineKernels512", swiftSettings: avx512KernelSettings),
+        // Tensors, SIMD kernels, thread pool. Knows nothing about files, images or HTTP.
+        .target(name: "Engine", dependencies: ["CSystemMemory", "CCPUFeatures", "EngineKernels512"], swiftSettings: engineSettings),
         // safetensors reader, the adain-vgg19 and microast networks, style codes.
         .target(name: "Models", dependencies: ["Engine"], swiftSettings: simdSettings),
         // Image in, image out: resize, pad, colour preservation, model, crop, encode.

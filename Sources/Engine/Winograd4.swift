@@ -1,3 +1,5 @@
+import EngineKernels512
+
 /// Winograd F(4x4, 3x3) for dense 3x3 convolutions (stride 1, reflection pad 1): 36 multiplies per
 /// 4x4 output tile instead of 144 (4x fewer than direct), with the standard interpolation points
 /// 0, +-1, +-2 (Lavin & Gray 2016): input transform over 8 tiles per SIMD op, 36 matrix products
@@ -59,7 +61,8 @@ extension Conv2D {
         // at 132^2 would be computed as 40): a row's last 8-tile group spills into the next row's
         // slots, which that row then overwrites; the last row's spill lands in the slack.
         let n = tileRowsPerTask * min(chunk, tilesX)
-        let nPad = (n + 8 + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
+        let tp = kernels.tilePixels
+        let nPad = (n + 8 + tp - 1) / tp * tp + 8
         let phaseWidth = rowTiles + 16
         let vCount = 36 * c * nPad, mCount = 36 * oc * nPad
         let offsets = TapOffsets(channels: c, channelStride: nPad)   // V's rows, for every task's products
@@ -97,7 +100,7 @@ extension Conv2D {
                     }
                 }
                 winogradProducts(points: 36, u: UnsafePointer(wg.packed), v: UnsafePointer(vBuf), m: mBuf,
-                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols, offsets: offsets)
+                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols, offsets: offsets, kernels: kernels)
                 for o in 0..<oc {
                     let bias = SIMD8<Float>(repeating: biasValues[o])
                     for lr in 0..<nty {
@@ -258,21 +261,22 @@ let zeroBias: UnsafePointer<Float> = {
 /// weights ([oc tile of 4][c][tile]), V[xi] and M[xi] rows `stride` floats apart.
 @inline(__always)
 func winogradProducts(points: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
-                      c: Int, oc: Int, stride: Int, tiles: Int, offsets: TapOffsets) {
+                      c: Int, oc: Int, stride: Int, tiles: Int, offsets: TapOffsets, kernels: MicroKernels) {
     let bias = zeroBias                          // a global: read once, not a lazy-init check per tile
+    let tp = kernels.tilePixels
     for xi in 0..<points {
         let vx = v + xi * c * stride, ux = u + xi * oc * c
         var x0 = 0
         while x0 < tiles {
-            let valid = min(Conv2D.tilePixels, tiles - x0)
+            let valid = min(tp, tiles - x0)
             var t0 = 0
             while t0 < oc {
                 let tile = min(Conv2D.tileChannels, oc - t0)
-                convTile(channels: tile, TileArgs(src: vx + x0, offsets: offsets.pointer, taps: offsets.count, weights: ux + t0 * c, out: m + (xi * oc + t0) * stride + x0,
+                kernels.tile(channels: tile, TileArgs(src: vx + x0, offsets: offsets.pointer, taps: offsets.count, weights: ux + t0 * c, out: m + (xi * oc + t0) * stride + x0,
                                                   outStride: stride, bias: bias, relu: false, valid: valid))
                 t0 += tile
             }
-            x0 += Conv2D.tilePixels
+            x0 += tp
         }
     }
 }
