@@ -28,17 +28,10 @@ extension Conv2D {
                         let x0 = t * tp
                         let valid = min(tp, n - x0)
                         packPanel(src + x0, channels: inPerGroup, stride: n, width: tp, into: panel)
-                        var t0 = 0
-                        var wp = groupWeights
-                        while t0 < outPerGroup {
-                            let tile = min(Conv2D.tileChannels, outPerGroup - t0)
-                            let oc = g * outPerGroup + t0
-                            let args = TileArgs(src: UnsafePointer(panel), offsets: offsets.pointer, taps: offsets.count, weights: wp, out: out.plane(oc) + x0, outStride: n,
-                                                bias: biasValues + oc, relu: relu, valid: valid)
-                            kernels.tile(channels: tile, args)
-                            wp += tile * inPerGroup
-                            t0 += tile
-                        }
+                        kernels.allChannels(outPerGroup, weightsPerChannel: inPerGroup,
+                                            TileArgs(src: UnsafePointer(panel), offsets: offsets.pointer, taps: offsets.count, weights: groupWeights,
+                                                     out: out.plane(g * outPerGroup) + x0, outStride: n, bias: biasValues + g * outPerGroup,
+                                                     relu: relu, valid: valid))
                     }
                 }
             }
@@ -169,18 +162,10 @@ extension Conv2D {
         let tp = kernels.tilePixels
         var x0 = 0
         while x0 < wo {
-            let valid = min(tp, wo - x0)
-            var t0 = 0
-            var wp = groupWeights
-            while t0 < outPerGroup {
-                let tile = min(Conv2D.tileChannels, outPerGroup - t0)
-                let oc = g * outPerGroup + t0
-                let args = TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
-                                    bias: biasValues + oc, relu: relu, valid: valid)
-                kernels.tile(channels: tile, args)
-                wp += tile * ocTileWeights
-                t0 += tile
-            }
+            kernels.allChannels(outPerGroup, weightsPerChannel: ocTileWeights,
+                                TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: groupWeights,
+                                         out: out.plane(g * outPerGroup) + oy * wo + x0, outStride: out.planeSize,
+                                         bias: biasValues + g * outPerGroup, relu: relu, valid: min(tp, wo - x0)))
             x0 += tp
         }
     }

@@ -7,8 +7,8 @@
 import CCPUFeatures
 import EngineKernels512
 
-/// The micro-kernels a layer runs, with their tile widths: the AVX-512 ones (4 x 48 and 3 x 64
-/// pixels) when the build has them, the CPU and operating system run them, and the layer's options
+/// The micro-kernels a layer runs, with their tile widths: the AVX-512 ones (8 or 4 channels x 48
+/// pixels, 3 x 64) when the build has them, the CPU and operating system run them, and the layer's options
 /// allow them; else the AVX2 (or portable) ones (4 x 24 and 3 x 32). Every caller steps by these
 /// widths and sizes its scratch from them, so each read of a tile stays in bounds.
 struct MicroKernels {
@@ -28,6 +28,32 @@ struct MicroKernels {
     @inline(__always)
     func tile(channels: Int, _ args: TileArgs) {
         if avx512 { convTile48(channels: channels, args) } else { convTile(channels: channels, args) }
+    }
+
+    /// Every output channel of one pixel tile. `first` describes channel 0: its weights start the
+    /// packed 4-channel weight tiles (`weightsPerChannel` floats per channel, so channel t0's tile
+    /// starts `t0 * weightsPerChannel` on), later channels' outputs follow at `outStride` and their
+    /// biases after `first.bias`. The AVX-512 set takes 8 channels at a time while at least 8 are left.
+    @inline(__always)
+    func allChannels(_ outChannels: Int, weightsPerChannel: Int, _ first: TileArgs) {
+        func channel(_ t0: Int) -> TileArgs {
+            TileArgs(src: first.src, offsets: first.offsets, taps: first.taps, weights: first.weights + t0 * weightsPerChannel,
+                     out: first.out + t0 * first.outStride, outStride: first.outStride, bias: first.bias + t0,
+                     relu: first.relu, valid: first.valid)
+        }
+        var t0 = 0
+        if avx512 {
+            while outChannels - t0 >= 8 {
+                let args = channel(t0)
+                convTile48x8(args, secondWeights: args.weights + Conv2D.tileChannels * weightsPerChannel)
+                t0 += 8
+            }
+        }
+        while t0 < outChannels {
+            let count = min(Conv2D.tileChannels, outChannels - t0)
+            tile(channels: count, channel(t0))
+            t0 += count
+        }
     }
 
     /// One tile of exactly 3 output channels x `wideTilePixels`.

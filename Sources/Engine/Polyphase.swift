@@ -87,16 +87,10 @@ extension Conv2D {
                         let offsets = phaseOffsets[px]
                         var x0 = 0
                         while x0 < w {
-                            var t0 = 0
-                            var wp = UnsafePointer(weights)
-                            while t0 < oc {
-                                let tile = min(Conv2D.tileChannels, oc - t0)
-                                kernels.tile(channels: tile, TileArgs(src: UnsafePointer(rows + py * rowLen + x0), offsets: offsets.pointer, taps: offsets.count,
-                                                                  weights: wp, out: phaseBuf + t0 * phaseWidth + x0, outStride: phaseWidth,
-                                                                  bias: biasValues + t0, relu: relu, valid: tp))
-                                wp += tile * c * 4
-                                t0 += tile
-                            }
+                            kernels.allChannels(oc, weightsPerChannel: c * 4,
+                                                TileArgs(src: UnsafePointer(rows + py * rowLen + x0), offsets: offsets.pointer, taps: offsets.count,
+                                                         weights: weights, out: phaseBuf + x0, outStride: phaseWidth,
+                                                         bias: biasValues, relu: relu, valid: tp))
                             x0 += tp
                         }
                     }
