@@ -2,8 +2,9 @@
 import PackageDescription
 import Foundation
 
-// The engine is compiled for AVX2+FMA (x86-64-v3) by default. Set STYLIST_PORTABLE=1 when
-// building for CPUs without them: the same Swift SIMD code then compiles to SSE2.
+// The engine is compiled for AVX2+FMA (x86-64-v3) by default, with AVX-512 micro-kernels beside it
+// that run only on CPUs that have AVX-512 (checked at run time). Set STYLIST_PORTABLE=1 when
+// building for CPUs without AVX2: the same Swift SIMD code then compiles to SSE2.
 // A binary built with AVX2 checks the CPU at start-up and refuses to run with a clear message.
 let portable = ProcessInfo.processInfo.environment["STYLIST_PORTABLE"] == "1"
 #if arch(x86_64)
@@ -12,10 +13,24 @@ let simdFlags: [String] = portable ? [] : ["-Xcc", "-mavx2", "-Xcc", "-mfma", "-
 let simdFlags: [String] = []
 #endif
 // Kernels are compiled optimised even in debug builds: the test suite runs real networks.
-// Only the Engine (kernels with their own bounds discipline) drops runtime checks in release.
+// Only the Engine and its AVX-512 kernels (with their own bounds discipline) drop runtime checks in release.
 let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 let simdSettings: [SwiftSetting] = (portable ? [] : [.unsafeFlags(simdFlags), .define("STYLIST_AVX2_BUILD")]) + optimized
 let kernelSettings: [SwiftSetting] = simdSettings + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// The AVX-512 micro-kernels (EngineKernels512) add AVX-512 F/VL/DQ/BW to the x86-64 flags, so their
+// SIMD16<Float> code compiles to zmm instructions; the Engine calls them only after checking the CPU
+// (CCPUFeatures), and STYLIST_AVX512_KERNELS tells it they were built so. Feature flags without a
+// CPU model keep 512-bit vectors whole: LLVM's 256-bit preference comes with models such as
+// skylake-avx512 (-march), which would split each zmm operation into two ymm ones. Portable builds
+// compile the module without these flags and define nothing: it is then never called.
+#if arch(x86_64)
+let avx512Flags: [String] = portable ? [] : simdFlags + ["-Xcc", "-mavx512f", "-Xcc", "-mavx512vl", "-Xcc", "-mavx512dq", "-Xcc", "-mavx512bw"]
+#else
+let avx512Flags: [String] = []
+#endif
+let avx512KernelSettings: [SwiftSetting] = (avx512Flags.isEmpty ? [] : [.unsafeFlags(avx512Flags)]) + optimized
+    + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let engineSettings: [SwiftSetting] = kernelSettings + (avx512Flags.isEmpty ? [] : [.define("STYLIST_AVX512_KERNELS")])
 
 let package = Package(
     name: "Stylist",
@@ -37,10 +52,14 @@ let package = Package(
         ),
         // PNG/JPEG decode and encode, EXIF orientation, resampling, RGB float planes.
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs"], swiftSettings: optimized),
-        // Tensors, SIMD kernels, thread pool. Knows nothing about files, images or HTTP.
         // glibc's malloc_trim (malloc.h is not in the Glibc module).
         .target(name: "CSystemMemory"),
-        .target(name: "Engine", dependencies: ["CSystemMemory"], swiftSettings: kernelSettings),
+        // CPUID and XGETBV: may AVX-512 code run here? (C: Swift has no inline assembly.)
+        .target(name: "CCPUFeatures"),
+        // The AVX-512 micro-kernels, alone in a module compiled for AVX-512 (see avx512Flags).
+        .target(name: "EngineKernels512", swiftSettings: avx512KernelSettings),
+        // Tensors, SIMD kernels, thread pool. Knows nothing about files, images or HTTP.
+        .target(name: "Engine", dependencies: ["CSystemMemory", "CCPUFeatures", "EngineKernels512"], swiftSettings: engineSettings),
         // safetensors reader, the adain-vgg19 and microast networks, style codes.
         .target(name: "Models", dependencies: ["Engine"], swiftSettings: simdSettings),
         // Image in, image out: resize, pad, colour preservation, model, crop, encode.

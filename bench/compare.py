@@ -8,7 +8,8 @@ ratio ours/ORT (median times) and the median of the ratios. Run through bench/co
 import argparse, json, os, statistics, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared"))
+# The shared directory (models, images, ORT scripts): STYLIST_SHARED, else ../shared beside the checkout.
+SHARED = os.environ.get("STYLIST_SHARED") or os.path.normpath(os.path.join(HERE, "..", "..", "shared"))
 ORT_BENCH = os.path.join(SHARED, "bench", "bench_ort.py")
 MODELS = os.path.join(SHARED, "models")
 
@@ -23,7 +24,7 @@ def export(models, outdir, py):
 def ours(binary, model, size, runs, min_seconds=0.0):
     # Same warm-up and run count rule as the ORT worker (--min-seconds), so both are timed over equally long windows.
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        subprocess.run([binary, "bench", "--model", model, "--size", str(size), "--runs", str(runs),
+        subprocess.run([binary, "bench", "--models", MODELS, "--model", model, "--size", str(size), "--runs", str(runs),
                         "--min-seconds", str(min_seconds), "--no-layers", "--json", f.name], check=True, stdout=subprocess.DEVNULL)
         return json.load(open(f.name))
 

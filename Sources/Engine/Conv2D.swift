@@ -11,7 +11,8 @@ public enum Activation: Sendable { case none, relu }
 /// - Winograd F(4x4, 3x3) for dense 3x3 layers (`Winograd4.swift`), whole tensors only.
 /// - polyphase for narrow dense 3x3 layers reading a nearest-upsampled input (`Polyphase.swift`).
 /// All of them accumulate in the register-blocked micro-kernel (`MicroKernel.swift`): 4 output
-/// channels x 24 pixels in twelve SIMD8 registers. Inputs seen through 2x upsampling are computed
+/// channels x 24 pixels in twelve SIMD8 registers, or x 48 pixels in twelve SIMD16 registers on
+/// CPUs with AVX-512 (`EngineKernels512`); the layer's `kernels` give the tile widths. Inputs seen through 2x upsampling are computed
 /// a row at a time (`ConvInput.swift`).
 public final class Conv2D: @unchecked Sendable {
     public let inChannels: Int
@@ -37,6 +38,8 @@ public final class Conv2D: @unchecked Sendable {
     let polyphase: PolyphaseWeights?
     /// The paths this layer may take (fixed when it is built).
     public let options: EngineOptions
+    /// The micro-kernels every path of this layer runs, and their tile widths.
+    let kernels: MicroKernels
 
     /// Dense 3x3 convs narrower than this (in or out) also get polyphase weights, used instead of
     /// Winograd for nearest-upsampled inputs (2.25x fewer FLOPs at direct-conv speed).
@@ -44,8 +47,9 @@ public final class Conv2D: @unchecked Sendable {
 
     static let tileChannels = 4
     static let tileVectors = 3
+    /// Width of the AVX2 tile (`convTile`); the AVX-512 one is `Kernels512.tilePixels`.
     static let tilePixels = tileVectors * 8
-    /// Width of the 3-channel tile (`convTile3x32`).
+    /// Width of the AVX2 3-channel tile (`convTile3x32`).
     static let wideTilePixels = 32
 
     /// `weight` is OIHW with I = inChannels / groups (PyTorch's layout); `padding` defaults to kernel / 2.
@@ -53,6 +57,7 @@ public final class Conv2D: @unchecked Sendable {
                 stride: Int = 1, groups: Int = 1, padding: Int? = nil, activation: Activation = .none,
                 options: EngineOptions = EngineOptions()) {
         self.options = options
+        kernels = MicroKernels(options: options)
         precondition(kernel >= 1 && stride >= 1 && groups >= 1, "bad conv geometry")
         precondition(inChannels % groups == 0 && outChannels % groups == 0, "channels not divisible by groups")
         self.inChannels = inChannels

@@ -1,3 +1,5 @@
+import EngineKernels512
+
 /// The direct paths of `Conv2D`, used wherever Winograd and polyphase are not: a matrix product
 /// for 1x1 layers, the row path for dense layers, the plane path for grouped ones. Each runs the
 /// micro-kernel over padded rows in per-thread scratch, so bands of a taller image work the same way.
@@ -6,36 +8,30 @@ extension Conv2D {
     /// planes (long contiguous streams, one partial tile per plane) instead of row by row.
     func runPointwise(_ input: Tensor, into out: Tensor) {
         let n = input.planeSize
-        let tiles = (n + Conv2D.tilePixels - 1) / Conv2D.tilePixels
+        let tp = kernels.tilePixels
+        let tiles = (n + tp - 1) / tp
         let relu = activation == .relu
-        // Blocks of 16 tiles (384 pixels) per task. Each tile's inputs are first copied into a
-        // contiguous panel (C x 24 floats): read straight from the planes, the C rows are a plane
-        // apart, and planes of 64^2, 128^2, ... floats are multiples of 4 KiB, so every row of the
-        // reduction would map to the same cache set and evict the others (BENCHMARKS.md, "Engine techniques").
-        let offsets = TapOffsets(channels: inPerGroup, channelStride: Conv2D.tilePixels)
+        // Blocks of 384 pixels (16 AVX2 tiles, 8 AVX-512 ones) per task. Each tile's inputs are first
+        // copied into a contiguous panel (C x tile floats): read straight from the planes, the C rows
+        // are a plane apart, and planes of 64^2, 128^2, ... floats are multiples of 4 KiB, so every row
+        // of the reduction would map to the same cache set and evict the others (BENCHMARKS.md, "Engine techniques").
+        let offsets = TapOffsets(channels: inPerGroup, channelStride: tp)
         defer { offsets.deallocate() }
-        let block = 16
+        let block = 384 / tp
         Parallel.forRanges((tiles + block - 1) / block, minChunk: 1) { range in
-          ScratchPool.shared.with(inPerGroup * Conv2D.tilePixels) { panel in
+          ScratchPool.shared.with(inPerGroup * tp) { panel in
             for b in range {
                 for g in 0..<groups {
                     let groupWeights = packed + g * outPerGroup * inPerGroup
                     let src = UnsafePointer(input.plane(g * inPerGroup))
                     for t in (b * block)..<min(tiles, (b + 1) * block) {
-                        let x0 = t * Conv2D.tilePixels
-                        let valid = min(Conv2D.tilePixels, n - x0)
-                        packPanel(src + x0, channels: inPerGroup, stride: n, into: panel)
-                        var t0 = 0
-                        var wp = groupWeights
-                        while t0 < outPerGroup {
-                            let tile = min(Conv2D.tileChannels, outPerGroup - t0)
-                            let oc = g * outPerGroup + t0
-                            let args = TileArgs(src: UnsafePointer(panel), offsets: offsets.pointer, taps: offsets.count, weights: wp, out: out.plane(oc) + x0, outStride: n,
-                                                bias: biasValues + oc, relu: relu, valid: valid)
-                            convTile(channels: tile, args)
-                            wp += tile * inPerGroup
-                            t0 += tile
-                        }
+                        let x0 = t * tp
+                        let valid = min(tp, n - x0)
+                        packPanel(src + x0, channels: inPerGroup, stride: n, width: tp, into: panel)
+                        kernels.allChannels(outPerGroup, weightsPerChannel: inPerGroup,
+                                            TileArgs(src: UnsafePointer(panel), offsets: offsets.pointer, taps: offsets.count, weights: groupWeights,
+                                                     out: out.plane(g * outPerGroup) + x0, outStride: n, bias: biasValues + g * outPerGroup,
+                                                     relu: relu, valid: valid))
                     }
                 }
             }
@@ -44,11 +40,12 @@ extension Conv2D {
     }
 
     /// Geometry shared by the row and plane paths: padded rows are split into `stride` phases of
-    /// `phaseWidth` floats, wide enough that every tap of every 24-pixel tile is readable.
+    /// `phaseWidth` floats, wide enough that every tap of every tile of the layer's kernels is readable.
     private func phaseGeometry(outputWidth wo: Int) -> (phaseWidth: Int, columns: [Int]) {
-        let tiles = (wo + Conv2D.tilePixels - 1) / Conv2D.tilePixels
-        let wideTiles = (wo + Conv2D.wideTilePixels - 1) / Conv2D.wideTilePixels
-        let phaseWidth = max(tiles * Conv2D.tilePixels, wideTiles * Conv2D.wideTilePixels) + (kernel - 1) / stride + 16
+        let tp = kernels.tilePixels, wide = kernels.wideTilePixels
+        let tiles = (wo + tp - 1) / tp
+        let wideTiles = (wo + wide - 1) / wide
+        let phaseWidth = max(tiles * tp, wideTiles * wide) + (kernel - 1) / stride + 16
         return (phaseWidth, (0..<kernel).map { kx in (kx % stride) * phaseWidth + kx / stride })
     }
 
@@ -93,7 +90,7 @@ extension Conv2D {
                         }
                     }
                     nextPadded = y + k
-                    // x outer, channel tiles inner: the slice of scratch under one 24-pixel tile
+                    // x outer, channel tiles inner: the slice of scratch under one tile
                     // (inPerGroup * k rows) stays in L1 while every output tile reuses it.
                     runTiles(src: UnsafePointer(scratch), offsets: rotations[ring ? y % k : 0],
                              group: g, out: out, outRow: oy, relu: relu, ocTileWeights: ocTileWeights)
@@ -149,33 +146,27 @@ extension Conv2D {
         let wo = out.width
         let groupWeights = packed + g * outPerGroup * ocTileWeights
         if outPerGroup == 3 {
-            // Three output channels (an RGB output layer): 3 x 32-pixel tiles keep twelve accumulators
-            // busy where 3 x 24 would use nine.
+            // Three output channels (an RGB output layer): 3 x 32-pixel tiles (3 x 64 with AVX-512)
+            // keep twelve accumulators busy where 3 x 24 would use nine.
+            let wide = kernels.wideTilePixels
             var x0 = 0
             while x0 < wo {
                 let oc = g * outPerGroup
-                convTile3x32(TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: groupWeights,
-                                      out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize, bias: biasValues + oc,
-                                      relu: relu, valid: min(Conv2D.wideTilePixels, wo - x0)))
-                x0 += Conv2D.wideTilePixels
+                kernels.tile3(TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: groupWeights,
+                                       out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize, bias: biasValues + oc,
+                                       relu: relu, valid: min(wide, wo - x0)))
+                x0 += wide
             }
             return
         }
+        let tp = kernels.tilePixels
         var x0 = 0
         while x0 < wo {
-            let valid = min(Conv2D.tilePixels, wo - x0)
-            var t0 = 0
-            var wp = groupWeights
-            while t0 < outPerGroup {
-                let tile = min(Conv2D.tileChannels, outPerGroup - t0)
-                let oc = g * outPerGroup + t0
-                let args = TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: wp, out: out.plane(oc) + oy * wo + x0, outStride: out.planeSize,
-                                    bias: biasValues + oc, relu: relu, valid: valid)
-                convTile(channels: tile, args)
-                wp += tile * ocTileWeights
-                t0 += tile
-            }
-            x0 += Conv2D.tilePixels
+            kernels.allChannels(outPerGroup, weightsPerChannel: ocTileWeights,
+                                TileArgs(src: src + x0, offsets: offsets.pointer, taps: offsets.count, weights: groupWeights,
+                                         out: out.plane(g * outPerGroup) + oy * wo + x0, outStride: out.planeSize,
+                                         bias: biasValues + g * outPerGroup, relu: relu, valid: min(tp, wo - x0)))
+            x0 += tp
         }
     }
 }

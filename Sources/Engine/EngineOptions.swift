@@ -10,6 +10,9 @@ public struct EngineOptions: Sendable, Equatable {
     public var winogradMinChannels = 16
     /// Narrow dense 3x3 convs of nearest-upsampled inputs take the polyphase path.
     public var polyphase = true
+    /// Use the AVX-512 micro-kernels when `EngineBuild.runsAVX512Kernels` (off: the AVX2 kernels,
+    /// for A/B comparisons and tests; `stylist bench --no-avx512`).
+    public var avx512 = true
     /// Winograd task size: tiles x (in + out channels) per task.
     public var winogradTaskBudget = 49152
 

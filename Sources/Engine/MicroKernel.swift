@@ -1,6 +1,81 @@
 // The register-blocked micro-kernels that every convolution path runs (direct, Winograd's matrix
 // products, polyphase), with the SIMD loads, stores and multiply-adds they inline: one file, so
 // that builds without whole-module optimisation (debug) still inline those into the micro-kernels.
+// The AVX-512 kernels live in their own module (EngineKernels512, compiled for AVX-512);
+// `MicroKernels` picks a layer's set once, when it is built.
+
+import CCPUFeatures
+import EngineKernels512
+
+/// The micro-kernels a layer runs, with their tile widths: the AVX-512 ones (8 or 4 channels x 48
+/// pixels, 3 x 64) when the build has them, the CPU and operating system run them, and the layer's options
+/// allow them; else the AVX2 (or portable) ones (4 x 24 and 3 x 32). Every caller steps by these
+/// widths and sizes its scratch from them, so each read of a tile stays in bounds.
+struct MicroKernels {
+    let avx512: Bool
+    /// Pixels per tile of `tile(channels:_:)`.
+    let tilePixels: Int
+    /// Pixels per tile of `tile3(_:)`.
+    let wideTilePixels: Int
+
+    init(options: EngineOptions) {
+        avx512 = options.avx512 && EngineBuild.runsAVX512Kernels
+        tilePixels = avx512 ? Kernels512.tilePixels : Conv2D.tilePixels
+        wideTilePixels = avx512 ? Kernels512.wideTilePixels : Conv2D.wideTilePixels
+    }
+
+    /// One tile of `channels` (1...4) output channels x `tilePixels`.
+    @inline(__always)
+    func tile(channels: Int, _ args: TileArgs) {
+        if avx512 { convTile48(channels: channels, args) } else { convTile(channels: channels, args) }
+    }
+
+    /// Every output channel of one pixel tile. `first` describes channel 0: its weights start the
+    /// packed 4-channel weight tiles (`weightsPerChannel` floats per channel, so channel t0's tile
+    /// starts `t0 * weightsPerChannel` on), later channels' outputs follow at `outStride` and their
+    /// biases after `first.bias`. The AVX-512 set takes 8 channels at a time while at least 8 are left.
+    @inline(__always)
+    func allChannels(_ outChannels: Int, weightsPerChannel: Int, _ first: TileArgs) {
+        func channel(_ t0: Int) -> TileArgs {
+            TileArgs(src: first.src, offsets: first.offsets, taps: first.taps, weights: first.weights + t0 * weightsPerChannel,
+                     out: first.out + t0 * first.outStride, outStride: first.outStride, bias: first.bias + t0,
+                     relu: first.relu, valid: first.valid)
+        }
+        var t0 = 0
+        if avx512 {
+            while outChannels - t0 >= 8 {
+                let args = channel(t0)
+                convTile48x8(args, secondWeights: args.weights + Conv2D.tileChannels * weightsPerChannel)
+                t0 += 8
+            }
+        }
+        while t0 < outChannels {
+            let count = min(Conv2D.tileChannels, outChannels - t0)
+            tile(channels: count, channel(t0))
+            t0 += count
+        }
+    }
+
+    /// One tile of exactly 3 output channels x `wideTilePixels`.
+    @inline(__always)
+    func tile3(_ args: TileArgs) {
+        if avx512 { convTile3x64(args) } else { convTile3x32(args) }
+    }
+}
+
+extension EngineBuild {
+    /// True when this binary has the AVX-512 micro-kernels and this CPU and operating system can run
+    /// them (CPUID: AVX-512 F, VL, DQ, BW; XGETBV: zmm and opmask state saved). Layers use them
+    /// unless `EngineOptions.avx512` is off. Checked once.
+    public static let runsAVX512Kernels: Bool = {
+        #if STYLIST_AVX512_KERNELS
+        return stylist_cpu_has_avx512() != 0
+        #else
+        return false
+        #endif
+    }()
+}
+
 
 /// Every tap's offset from a tile's first input value, in the packed weights' order
 /// ([channel][ky][kx]): the micro-kernel runs one flat loop over them. Nested channel/row/column
@@ -25,20 +100,6 @@ struct TapOffsets {
     }
 
     func deallocate() { pointer.deallocate() }
-}
-
-/// Arguments of one micro-kernel call: `taps` inputs at `offsets` from `src`, each with a weight per
-/// output channel ([tap][tile] order); the tile is 24 pixels wide (32 for `convTile3x32`).
-struct TileArgs {
-    let src: UnsafePointer<Float>
-    let offsets: UnsafePointer<Int>
-    let taps: Int
-    let weights: UnsafePointer<Float>
-    let out: UnsafeMutablePointer<Float>
-    let outStride: Int
-    let bias: UnsafePointer<Float>
-    let relu: Bool
-    let valid: Int
 }
 
 /// Eight floats from any address.

@@ -1,16 +1,17 @@
 // Input rows as the convolution kernels read them: reflection-padded and split into stride
 // phases (so strided taps become contiguous loads), or packed into contiguous panels.
 
-/// Copies 24 consecutive values of each of `channels` rows (`stride` floats apart) into a contiguous
-/// panel, so the micro-kernel's reduction reads memory sequentially. Reads up to 24 values past a
-/// short last tile: tensors keep 64 floats of slack after their last plane.
+/// Copies `width` (a multiple of 8: a tile) consecutive values of each of `channels` rows (`stride`
+/// floats apart) into a contiguous panel, so the micro-kernel's reduction reads memory sequentially.
+/// Reads up to a tile past a short last tile: tensors keep 64 floats of slack after their last plane.
 @inline(__always)
-func packPanel(_ src: UnsafePointer<Float>, channels: Int, stride: Int, into panel: UnsafeMutablePointer<Float>) {
+func packPanel(_ src: UnsafePointer<Float>, channels: Int, stride: Int, width: Int, into panel: UnsafeMutablePointer<Float>) {
     var s = src, d = panel
     for _ in 0..<channels {
-        store8(load8(s), d); store8(load8(s + 8), d + 8); store8(load8(s + 16), d + 16)
+        var i = 0
+        while i < width { store8(load8(s + i), d + i); i += 8 }
         s += stride
-        d += Conv2D.tilePixels
+        d += width
     }
 }
 

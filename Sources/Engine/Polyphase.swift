@@ -1,3 +1,5 @@
+import EngineKernels512
+
 /// A 3x3 convolution (stride 1, reflection pad 1) of a nearest-neighbour 2x upsampled input, computed
 /// as four 2x2 convolutions of the small input, one per output phase (row parity, column parity):
 /// neighbouring upsampled pixels are equal, so each phase's 3x3 taps fall on only 2x2 source pixels
@@ -51,8 +53,9 @@ extension Conv2D {
     func runPolyphase(_ source: Tensor, _ pw: PolyphaseWeights, into out: Tensor) {
         let h = source.height, w = source.width, wo = out.width
         let c = inChannels, oc = outChannels
-        let tiles = (w + Conv2D.tilePixels - 1) / Conv2D.tilePixels
-        let phaseWidth = tiles * Conv2D.tilePixels                // one phase's output row, padded to whole tiles
+        let tp = kernels.tilePixels
+        let tiles = (w + tp - 1) / tp
+        let phaseWidth = tiles * tp                               // one phase's output row, padded to whole tiles
         let rowLen = phaseWidth + 2 + 16
         let rowsCount = c * 3 * rowLen
         let bufCount = 2 * oc * phaseWidth
@@ -84,17 +87,11 @@ extension Conv2D {
                         let offsets = phaseOffsets[px]
                         var x0 = 0
                         while x0 < w {
-                            var t0 = 0
-                            var wp = UnsafePointer(weights)
-                            while t0 < oc {
-                                let tile = min(Conv2D.tileChannels, oc - t0)
-                                convTile(channels: tile, TileArgs(src: UnsafePointer(rows + py * rowLen + x0), offsets: offsets.pointer, taps: offsets.count,
-                                                                  weights: wp, out: phaseBuf + t0 * phaseWidth + x0, outStride: phaseWidth,
-                                                                  bias: biasValues + t0, relu: relu, valid: Conv2D.tilePixels))
-                                wp += tile * c * 4
-                                t0 += tile
-                            }
-                            x0 += Conv2D.tilePixels
+                            kernels.allChannels(oc, weightsPerChannel: c * 4,
+                                                TileArgs(src: UnsafePointer(rows + py * rowLen + x0), offsets: offsets.pointer, taps: offsets.count,
+                                                         weights: weights, out: phaseBuf + x0, outStride: phaseWidth,
+                                                         bias: biasValues, relu: relu, valid: tp))
+                            x0 += tp
                         }
                     }
                     // Interleave the two column phases into output row 2y + py.

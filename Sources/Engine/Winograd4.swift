@@ -1,3 +1,5 @@
+import EngineKernels512
+
 /// Winograd F(4x4, 3x3) for dense 3x3 convolutions (stride 1, reflection pad 1): 36 multiplies per
 /// 4x4 output tile instead of 144 (4x fewer than direct), with the standard interpolation points
 /// 0, +-1, +-2 (Lavin & Gray 2016): input transform over 8 tiles per SIMD op, 36 matrix products
@@ -59,11 +61,15 @@ extension Conv2D {
         // at 132^2 would be computed as 40): a row's last 8-tile group spills into the next row's
         // slots, which that row then overwrites; the last row's spill lands in the slack.
         let n = tileRowsPerTask * min(chunk, tilesX)
-        let nPad = (n + 8 + Conv2D.tilePixels - 1) / Conv2D.tilePixels * Conv2D.tilePixels + 8
+        let tp = kernels.tilePixels
+        let nPad = (n + 8 + tp - 1) / tp * tp + 8
         let phaseWidth = rowTiles + 16
         let vCount = 36 * c * nPad, mCount = 36 * oc * nPad
         let offsets = TapOffsets(channels: c, channelStride: nPad)   // V's rows, for every task's products
         defer { offsets.deallocate() }
+        let zeroBias = UnsafeMutablePointer<Float>.allocate(capacity: oc)  // the products add no bias
+        zeroBias.initialize(repeating: 0, count: oc)
+        defer { zeroBias.deallocate() }
         let rowsCount = 6 * 4 * phaseWidth
         let tasks = (tilesY + tileRowsPerTask - 1) / tileRowsPerTask * columnChunks
         let relu = activation == .relu
@@ -97,7 +103,7 @@ extension Conv2D {
                     }
                 }
                 winogradProducts(points: 36, u: UnsafePointer(wg.packed), v: UnsafePointer(vBuf), m: mBuf,
-                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols, offsets: offsets)
+                                 c: c, oc: oc, stride: nPad, tiles: nty * ncols, offsets: offsets, kernels: kernels, zeroBias: UnsafePointer(zeroBias))
                 for o in 0..<oc {
                     let bias = SIMD8<Float>(repeating: biasValues[o])
                     for lr in 0..<nty {
@@ -246,33 +252,23 @@ func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8
     }
 }
 
-/// A zero bias for a whole tile, shared by the Winograd matrix products.
-let zeroBias: UnsafePointer<Float> = {
-    let p = UnsafeMutablePointer<Float>.allocate(capacity: Conv2D.tileChannels)
-    p.initialize(repeating: 0, count: Conv2D.tileChannels)
-    return UnsafePointer(p)
-}()
-
 /// `points` matrix products M[xi] (oc x tiles) = U[xi] (oc x c) * V[xi] (c x tiles) on the conv
 /// micro-kernel (36 points for F(4x4)): U[xi] packed like the kernel's
-/// weights ([oc tile of 4][c][tile]), V[xi] and M[xi] rows `stride` floats apart.
+/// weights ([oc tile of 4][c][tile]), V[xi] and M[xi] rows `stride` floats apart; `zeroBias` holds
+/// `oc` zeros. Every tile is stored whole: M's rows (`stride` = nPad) have room for the last tile's
+/// spill past `tiles`, while a partial store is a scalar loop that every row of tiles would end in.
 @inline(__always)
 func winogradProducts(points: Int, u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
-                      c: Int, oc: Int, stride: Int, tiles: Int, offsets: TapOffsets) {
-    let bias = zeroBias                          // a global: read once, not a lazy-init check per tile
+                      c: Int, oc: Int, stride: Int, tiles: Int, offsets: TapOffsets, kernels: MicroKernels, zeroBias: UnsafePointer<Float>) {
+    let tp = kernels.tilePixels
     for xi in 0..<points {
         let vx = v + xi * c * stride, ux = u + xi * oc * c
         var x0 = 0
         while x0 < tiles {
-            let valid = min(Conv2D.tilePixels, tiles - x0)
-            var t0 = 0
-            while t0 < oc {
-                let tile = min(Conv2D.tileChannels, oc - t0)
-                convTile(channels: tile, TileArgs(src: vx + x0, offsets: offsets.pointer, taps: offsets.count, weights: ux + t0 * c, out: m + (xi * oc + t0) * stride + x0,
-                                                  outStride: stride, bias: bias, relu: false, valid: valid))
-                t0 += tile
-            }
-            x0 += Conv2D.tilePixels
+            kernels.allChannels(oc, weightsPerChannel: c,
+                                TileArgs(src: vx + x0, offsets: offsets.pointer, taps: offsets.count, weights: ux, out: m + xi * oc * stride + x0,
+                                         outStride: stride, bias: zeroBias, relu: false, valid: tp))
+            x0 += tp
         }
     }
 }

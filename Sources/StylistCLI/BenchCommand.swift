@@ -54,6 +54,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("no-polyphase"), help: ArgumentHelp("Upsampled inputs of narrow layers take the Winograd or direct path instead of polyphase.", visibility: .hidden))
     var noPolyphase = false
 
+    @Flag(name: .customLong("no-avx512"), help: "Run the AVX2 micro-kernels even on a CPU with AVX-512 (for comparison).")
+    var noAVX512 = false
+
     @Flag(name: .customLong("no-layers"), help: "Skip the per-layer table.")
     var noLayers = false
 
@@ -84,6 +87,7 @@ struct BenchCommand: ParsableCommand {
             if let winogradBudget { options.winogradTaskBudget = max(1, winogradBudget) }
             if noWinograd { options.winograd = false }
             if noPolyphase { options.polyphase = false }
+            if noAVX512 { options.avx512 = false }
             if let winogradMinChannels { options.winogradMinChannels = max(1, winogradMinChannels) }
             if let convLayer { try benchConvLayer(convLayer, options: options); return }
             let catalog = try commandLineCatalog(models: models, includeBenchmarkOnly: true, engineOptions: options)
@@ -127,7 +131,7 @@ struct BenchCommand: ParsableCommand {
             let median = medianOf(times)
             let flops = profile.map(\.flops).reduce(0, +)
             let rss = peakRSSMegabytes()
-            print("model \(model), \(size)x\(size) content and style, \(Parallel.threadCount) threads, \(times.count) runs after warm-up")
+            print("model \(model), \(size)x\(size) content and style, \(Parallel.threadCount) threads, \(times.count) runs after warm-up, \(options.avx512 && EngineBuild.runsAVX512Kernels ? "AVX-512" : "AVX2") micro-kernels")
             print(String(format: "median %.1f ms, min %.1f ms, %.1f GFLOP (direct conv), %.1f GFLOP/s, peak RSS %.0f MB",
                          median * 1000, sorted[0] * 1000, flops / 1e9, flops / 1e9 / median, rss))
             if !dense.isEmpty {
