@@ -9,6 +9,7 @@
  * the caller decodes with libpng, which gives its own verdict and message. So this path only ever
  * accepts files libpng accepts too, with the same pixels (alpha dropped, samples as stored). */
 #include "internal.h"
+#include "png_simd.h"
 
 #include <stdlib.h>
 
@@ -34,10 +35,7 @@ static inline uint8_t sc_paeth_predict(int a, int b, int c) {
  * written to its left, so a row is one long dependency chain; Paeth, the slowest, also runs two
  * rows at once (below). Loads and stores move exactly `bpp` bytes: nothing is read or written
  * outside the rows. */
-#include <emmintrin.h>
 #define SC_PNG_SIMD_FILTERS 1
-
-typedef __m128i sc_v16;
 
 /* The `bpp` (3 or 4) bytes at `p`, little-endian, the rest zero. Put together in a register:
  * a 3-byte memcpy into a zeroed word goes through the stack, and reading the word back stalls. */
@@ -70,25 +68,6 @@ static inline __attribute__((always_inline)) sc_v16 sc_widen(uint64_t bytes) {
 /* The low 8 lanes (values 0...255) as bytes: pixel 0 in bits 0-31, pixel 1 in bits 32-63. */
 static inline __attribute__((always_inline)) uint64_t sc_narrow(sc_v16 v) {
     return (uint64_t)_mm_cvtsi128_si64(_mm_packus_epi16(v, v));
-}
-
-static inline __attribute__((always_inline)) sc_v16 sc_abs16(sc_v16 x) {
-    return _mm_max_epi16(x, _mm_sub_epi16(_mm_setzero_si128(), x));
-}
-
-static inline __attribute__((always_inline)) sc_v16 sc_select(sc_v16 mask, sc_v16 yes, sc_v16 no) {
-    return _mm_or_si128(_mm_and_si128(mask, yes), _mm_andnot_si128(mask, no));
-}
-
-/* The Paeth predictor per lane, exactly as sc_paeth_predict: a when pa is the smallest
- * distance, else b when pb is, else c. */
-static inline __attribute__((always_inline)) sc_v16 sc_paeth_v(sc_v16 a, sc_v16 b, sc_v16 c) {
-    const sc_v16 pa = sc_abs16(_mm_sub_epi16(b, c));
-    const sc_v16 pb_signed = _mm_sub_epi16(a, c);
-    const sc_v16 pc = sc_abs16(_mm_add_epi16(_mm_sub_epi16(b, c), pb_signed));
-    const sc_v16 pb = sc_abs16(pb_signed);
-    const sc_v16 smallest = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
-    return sc_select(_mm_cmpeq_epi16(pa, smallest), a, sc_select(_mm_cmpeq_epi16(pb, smallest), b, c));
 }
 
 static inline __attribute__((always_inline)) sc_v16 sc_low_bytes(sc_v16 v) {
