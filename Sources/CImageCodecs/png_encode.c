@@ -15,7 +15,6 @@
  *    as its own IDAT chunk with its own CRC, so nothing is recomputed serially.
  */
 #include "internal.h"
-#include "png_simd.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -57,24 +56,11 @@ static void sc_put32(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)v;
 }
 
-/* Paeth-filters one row of `n` bytes (3 per pixel) against `prev` (all zero for the first row).
- * The filter reads only original samples, so 8 bytes at a time go through the SSE2 predictor. */
+/* Paeth-filters one row of `n` bytes (3 per pixel) against `prev` (all zero for the first row). */
 static void sc_paeth_row(const uint8_t *restrict row, const uint8_t *restrict prev, size_t n,
                          uint8_t *restrict out) {
     for (size_t i = 0; i < 3 && i < n; i++) out[i] = (uint8_t)(row[i] - prev[i]); /* a = c = 0 */
-    size_t i = 3;
-#if defined(__SSE2__)
-    const sc_v16 zero = _mm_setzero_si128();
-    for (; i + 8 <= n; i += 8) {
-        const sc_v16 a = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(row + i - 3)), zero);
-        const sc_v16 b = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(prev + i)), zero);
-        const sc_v16 c = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(prev + i - 3)), zero);
-        const sc_v16 x = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(row + i)), zero);
-        const sc_v16 residual = _mm_and_si128(_mm_sub_epi16(x, sc_paeth_v(a, b, c)), _mm_set1_epi16(0xff));
-        _mm_storel_epi64((__m128i *)(out + i), _mm_packus_epi16(residual, residual));
-    }
-#endif
-    for (; i < n; i++) {
+    for (size_t i = 3; i < n; i++) {
         const int16_t a = row[i - 3], b = prev[i], c = prev[i - 3];
         int16_t pa = (int16_t)(b - c), pb = (int16_t)(a - c), pc = (int16_t)(pa + pb);
         pa = pa < 0 ? (int16_t)-pa : pa;

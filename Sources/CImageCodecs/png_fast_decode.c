@@ -9,7 +9,6 @@
  * the caller decodes with libpng, which gives its own verdict and message. So this path only ever
  * accepts files libpng accepts too, with the same pixels (alpha dropped, samples as stored). */
 #include "internal.h"
-#include "png_simd.h"
 
 #include <stdlib.h>
 
@@ -35,7 +34,29 @@ static inline uint8_t sc_paeth_predict(int a, int b, int c) {
  * written to its left, so a row is one long dependency chain; Paeth, the slowest, also runs two
  * rows at once (below). Loads and stores move exactly `bpp` bytes: nothing is read or written
  * outside the rows. */
+#include <emmintrin.h>
 #define SC_PNG_SIMD_FILTERS 1
+
+typedef __m128i sc_v16;
+
+static inline __attribute__((always_inline)) sc_v16 sc_abs16(sc_v16 x) {
+    return _mm_max_epi16(x, _mm_sub_epi16(_mm_setzero_si128(), x));
+}
+
+static inline __attribute__((always_inline)) sc_v16 sc_select(sc_v16 mask, sc_v16 yes, sc_v16 no) {
+    return _mm_or_si128(_mm_and_si128(mask, yes), _mm_andnot_si128(mask, no));
+}
+
+/* The Paeth predictor per lane, as the PNG specification defines it: a when pa is the smallest
+ * distance, else b when pb is, else c. */
+static inline __attribute__((always_inline)) sc_v16 sc_paeth_v(sc_v16 a, sc_v16 b, sc_v16 c) {
+    const sc_v16 pa = sc_abs16(_mm_sub_epi16(b, c));
+    const sc_v16 pb_signed = _mm_sub_epi16(a, c);
+    const sc_v16 pc = sc_abs16(_mm_add_epi16(_mm_sub_epi16(b, c), pb_signed));
+    const sc_v16 pb = sc_abs16(pb_signed);
+    const sc_v16 smallest = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
+    return sc_select(_mm_cmpeq_epi16(pa, smallest), a, sc_select(_mm_cmpeq_epi16(pb, smallest), b, c));
+}
 
 /* The `bpp` (3 or 4) bytes at `p`, little-endian, the rest zero. Put together in a register:
  * a 3-byte memcpy into a zeroed word goes through the stack, and reading the word back stalls. */
@@ -226,6 +247,20 @@ static int sc_unfilter_rows(uint8_t *restrict row, const uint8_t *restrict prev,
     return sc_unfilter_row(row[-1], row, prev, n, bpp);
 }
 
+/* Moves one unfiltered row of `width` pixels from `src` down to `dst` (dst <= src) as RGB,
+ * dropping alpha. Copying forward never reads a byte already overwritten, since dst <= src. */
+static void sc_pack_row(uint8_t *dst, const uint8_t *src, uint32_t width, size_t bpp) {
+    if (bpp == 3) {
+        memmove(dst, src, (size_t)width * 3);
+        return;
+    }
+    for (size_t x = 0; x < width; x++) {
+        dst[3 * x] = src[4 * x];
+        dst[3 * x + 1] = src[4 * x + 1];
+        dst[3 * x + 2] = src[4 * x + 2];
+    }
+}
+
 /* The IDAT data of a PNG, found by walking its chunks as libpng would accept them. */
 typedef struct {
     uint32_t width, height;
@@ -320,9 +355,13 @@ int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_
     libdeflate_free_decompressor(inflater);
     free(joined);
 
-    uint8_t *pixels = status == SC_OK ? (uint8_t *)malloc(out_rowbytes * layout.height) : NULL;
+    /* The pixels end up in the inflated buffer itself: each unfiltered row moves down over the
+     * filter type bytes (and alpha) before it, once the row after it no longer needs it as its
+     * previous row. Row r's packed place ends before row r + 1's data starts, so nothing still
+     * to be read is overwritten, and no second image-sized buffer is touched. */
     uint8_t *zero = status == SC_OK ? (uint8_t *)calloc(1, rowbytes) : NULL;
-    if (pixels == NULL || zero == NULL) status = SC_PNG_NOT_FAST;
+    if (zero == NULL) status = SC_PNG_NOT_FAST;
+    uint32_t packed = 0; /* rows [0, packed) are in their final place */
     for (uint32_t y = 0; y < layout.height && status == SC_OK;) {
         uint8_t *row = filtered + (size_t)y * stride + 1;
         const uint8_t *prev = y == 0 ? zero : row - stride;
@@ -331,21 +370,19 @@ int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_
             status = SC_PNG_NOT_FAST;
             break;
         }
-        for (int k = 0; k < done; k++, y++, row += stride) {
-            uint8_t *dst = pixels + (size_t)y * out_rowbytes;
-            if (bpp == 3) {
-                memcpy(dst, row, rowbytes);
-            } else {
-                for (uint32_t x = 0; x < layout.width; x++) memcpy(dst + 3 * (size_t)x, row + 4 * (size_t)x, 3);
-            }
+        y += (uint32_t)done;
+        for (; packed + 1 < y; packed++) {
+            sc_pack_row(filtered + (size_t)packed * out_rowbytes, filtered + (size_t)packed * stride + 1, layout.width, bpp);
         }
     }
-    free(filtered);
     free(zero);
     if (status != SC_OK) {
-        free(pixels);
+        free(filtered);
         return status;
     }
+    sc_pack_row(filtered + (size_t)packed * out_rowbytes, filtered + (size_t)packed * stride + 1, layout.width, bpp);
+    uint8_t *pixels = (uint8_t *)realloc(filtered, out_rowbytes * layout.height);
+    if (pixels == NULL) pixels = filtered; /* shrinking failed: the larger block holds the same pixels */
     memset(out, 0, sizeof *out);
     out->info.width = out->width = layout.width;
     out->info.height = out->height = layout.height;
