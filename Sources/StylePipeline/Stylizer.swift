@@ -82,7 +82,8 @@ public struct StylizeResult: Sendable {
 }
 
 /// Image in, image out around one network: resize to max_size, reflection-pad to the network's
-/// size multiple, optional colour preservation, encode styles, stylize, crop back, clamp at encode.
+/// size multiple, optional colour preservation, encode styles, stylize; the result is cropped back
+/// (and clamped) as it is encoded.
 public struct Stylizer: Sendable {
     /// Smallest accepted side for content and styles, in pixels after resizing.
     public static let minimumSide = 16
