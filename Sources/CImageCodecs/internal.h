@@ -62,12 +62,6 @@ typedef struct {
  * that mean damaged data are errors, the others and trace messages are ignored. */
 void sc_jpeg_install_errors(struct jpeg_error_mgr **cinfo_err, sc_jpeg_err *e, char *err, size_t errlen);
 
-/* Decodes an 8-bit RGB/RGBA non-interlaced PNG without libpng (png_fast_decode.c). Returns SC_OK,
- * or SC_PNG_NOT_FAST, with `out` untouched, for any file it does not take: the caller then
- * decodes with libpng. */
-#define SC_PNG_NOT_FAST (-1)
-int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out);
-
 /* The EXIF orientation (1...8) of an APP1 segment's payload, 0 when it has none. */
 int sc_exif_orientation(const uint8_t *p, size_t n);
 

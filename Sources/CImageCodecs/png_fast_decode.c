@@ -28,6 +28,134 @@ static inline uint8_t sc_paeth_predict(int a, int b, int c) {
     return (uint8_t)((pa <= pb && pa <= pc) ? a : (pb <= pc ? b : c));
 }
 
+#if defined(__SSE2__)
+/* The filters of 3- and 4-byte pixels on SSE2 (every x86-64 CPU): one pixel's channels per
+ * vector, as 16-bit lanes, with masks instead of branches. A pixel depends on the one just
+ * written to its left, so a row is one long dependency chain; Paeth, the slowest, also runs two
+ * rows at once (below). Loads and stores move exactly `bpp` bytes: nothing is read or written
+ * outside the rows. */
+#include <emmintrin.h>
+#define SC_PNG_SIMD_FILTERS 1
+
+typedef __m128i sc_v16;
+
+static inline __attribute__((always_inline)) sc_v16 sc_abs16(sc_v16 x) {
+    return _mm_max_epi16(x, _mm_sub_epi16(_mm_setzero_si128(), x));
+}
+
+static inline __attribute__((always_inline)) sc_v16 sc_select(sc_v16 mask, sc_v16 yes, sc_v16 no) {
+    return _mm_or_si128(_mm_and_si128(mask, yes), _mm_andnot_si128(mask, no));
+}
+
+/* The Paeth predictor per lane, as the PNG specification defines it: a when pa is the smallest
+ * distance, else b when pb is, else c. */
+static inline __attribute__((always_inline)) sc_v16 sc_paeth_v(sc_v16 a, sc_v16 b, sc_v16 c) {
+    const sc_v16 pa = sc_abs16(_mm_sub_epi16(b, c));
+    const sc_v16 pb_signed = _mm_sub_epi16(a, c);
+    const sc_v16 pc = sc_abs16(_mm_add_epi16(_mm_sub_epi16(b, c), pb_signed));
+    const sc_v16 pb = sc_abs16(pb_signed);
+    const sc_v16 smallest = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
+    return sc_select(_mm_cmpeq_epi16(pa, smallest), a, sc_select(_mm_cmpeq_epi16(pb, smallest), b, c));
+}
+
+/* The `bpp` (3 or 4) bytes at `p`, little-endian, the rest zero. Put together in a register:
+ * a 3-byte memcpy into a zeroed word goes through the stack, and reading the word back stalls. */
+static inline __attribute__((always_inline)) uint32_t sc_load_pixel(const uint8_t *p, size_t bpp) {
+    if (bpp == 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    uint16_t low;
+    memcpy(&low, p, 2);
+    return (uint32_t)low | (uint32_t)p[2] << 16;
+}
+
+/* Writes the low `bpp` (3 or 4) bytes of `v` to `p`. */
+static inline __attribute__((always_inline)) void sc_store_pixel(uint8_t *p, uint32_t v, size_t bpp) {
+    if (bpp == 4) {
+        memcpy(p, &v, 4);
+        return;
+    }
+    const uint16_t low = (uint16_t)v;
+    memcpy(p, &low, 2);
+    p[2] = (uint8_t)(v >> 16);
+}
+
+static inline __attribute__((always_inline)) sc_v16 sc_widen(uint64_t bytes) {
+    return _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)bytes), _mm_setzero_si128());
+}
+
+/* The low 8 lanes (values 0...255) as bytes: pixel 0 in bits 0-31, pixel 1 in bits 32-63. */
+static inline __attribute__((always_inline)) uint64_t sc_narrow(sc_v16 v) {
+    return (uint64_t)_mm_cvtsi128_si64(_mm_packus_epi16(v, v));
+}
+
+static inline __attribute__((always_inline)) sc_v16 sc_low_bytes(sc_v16 v) {
+    return _mm_and_si128(v, _mm_set1_epi16(0xff));
+}
+
+static inline __attribute__((always_inline)) void sc_unsub_v(uint8_t *restrict row, size_t n, size_t bpp) {
+    sc_v16 a = _mm_setzero_si128();
+    for (size_t i = 0; i < n; i += bpp) {
+        a = sc_low_bytes(_mm_add_epi16(sc_widen(sc_load_pixel(row + i, bpp)), a));
+        sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
+    }
+}
+
+static inline __attribute__((always_inline)) void sc_unavg_v(uint8_t *restrict row, const uint8_t *restrict prev,
+                                                             size_t n, size_t bpp) {
+    sc_v16 a = _mm_setzero_si128();
+    for (size_t i = 0; i < n; i += bpp) {
+        const sc_v16 b = sc_widen(sc_load_pixel(prev + i, bpp));
+        const sc_v16 x = sc_widen(sc_load_pixel(row + i, bpp));
+        a = sc_low_bytes(_mm_add_epi16(x, _mm_srli_epi16(_mm_add_epi16(a, b), 1)));
+        sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
+    }
+}
+
+static inline __attribute__((always_inline)) void sc_unpaeth_v(uint8_t *restrict row, const uint8_t *restrict prev,
+                                                               size_t n, size_t bpp) {
+    sc_v16 a = _mm_setzero_si128(), c = _mm_setzero_si128();
+    for (size_t i = 0; i < n; i += bpp) {
+        const sc_v16 b = sc_widen(sc_load_pixel(prev + i, bpp));
+        const sc_v16 x = sc_widen(sc_load_pixel(row + i, bpp));
+        a = sc_low_bytes(_mm_add_epi16(x, sc_paeth_v(a, b, c)));
+        sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
+        c = b;
+    }
+}
+
+/* Two consecutive Paeth rows at once: `row1` follows `row0`, whose previous row is `prev`.
+ * Pixel k of row 1 needs pixels k-1 and k of row 0 above it, so row 1 runs one pixel behind:
+ * each step unfilters row 0's pixel k (low lanes) and row 1's pixel k-1 (high lanes), two
+ * independent chains in one vector. Row 1's "above" samples are row 0's outputs of the
+ * previous steps, kept in registers: b = [prev(k) | out0(k-1)], c = the b of the step before. */
+static inline __attribute__((always_inline)) void sc_unpaeth_pair_v(uint8_t *restrict row0, uint8_t *restrict row1,
+                                                                    const uint8_t *restrict prev, size_t n, size_t bpp) {
+    /* Step 0: row 0's pixel 0 alone (a = c = 0, so the prediction is b); row 1 has no pixel -1. */
+    const uint32_t first = (uint32_t)sc_narrow(sc_low_bytes(_mm_add_epi16(sc_widen(sc_load_pixel(row0, bpp)),
+                                                                         sc_widen(sc_load_pixel(prev, bpp)))));
+    sc_store_pixel(row0, first, bpp);
+    sc_v16 d = sc_widen(first);                          /* [out0(0) | out1(-1) = 0] */
+    sc_v16 c = sc_widen(sc_load_pixel(prev, bpp));       /* [prev(0) | out0(-1) = 0] */
+    for (size_t i = bpp; i < n; i += bpp) {
+        const sc_v16 b = _mm_unpacklo_epi64(sc_widen(sc_load_pixel(prev + i, bpp)), d);
+        const uint64_t filtered = (uint64_t)sc_load_pixel(row0 + i, bpp) | ((uint64_t)sc_load_pixel(row1 + i - bpp, bpp) << 32);
+        d = sc_low_bytes(_mm_add_epi16(sc_widen(filtered), sc_paeth_v(d, b, c)));
+        const uint64_t out = sc_narrow(d);
+        sc_store_pixel(row0 + i, (uint32_t)out, bpp);
+        sc_store_pixel(row1 + i - bpp, (uint32_t)(out >> 32), bpp);
+        c = b;
+    }
+    /* Last step: row 1's last pixel alone. */
+    const sc_v16 b = _mm_unpacklo_epi64(_mm_setzero_si128(), d);
+    const uint64_t filtered = (uint64_t)sc_load_pixel(row1 + n - bpp, bpp) << 32;
+    const uint32_t last = (uint32_t)(sc_narrow(sc_low_bytes(_mm_add_epi16(sc_widen(filtered), sc_paeth_v(d, b, c)))) >> 32);
+    sc_store_pixel(row1 + n - bpp, last, bpp);
+}
+#endif
+
 /* Paeth for RGB, the usual photo filter: each channel's left and upper-left samples stay in
  * registers, so the three channels' dependency chains run side by side instead of waiting on
  * the store of the byte just written. */
@@ -47,9 +175,10 @@ static void sc_unpaeth3(uint8_t *restrict row, const uint8_t *restrict prev, siz
     }
 }
 
-/* Undoes one row's filter in place: `row` holds the filtered bytes, `prev` the previous row
- * already unfiltered (all zero above the first row). Returns 0 for an unknown filter type. */
-static int sc_unfilter_row(int type, uint8_t *restrict row, const uint8_t *restrict prev, size_t n, size_t bpp) {
+/* Undoes one row's filter in place with portable C: `row` holds the filtered bytes, `prev` the
+ * previous row already unfiltered (all zero above the first row). Returns 0 for an unknown
+ * filter type. */
+static int sc_unfilter_row_portable(int type, uint8_t *restrict row, const uint8_t *restrict prev, size_t n, size_t bpp) {
     switch (type) {
     case 0:
         return 1;
@@ -75,6 +204,60 @@ static int sc_unfilter_row(int type, uint8_t *restrict row, const uint8_t *restr
         return 1;
     default:
         return 0;
+    }
+}
+
+/* One row's filter undone, with the SIMD loops where there are some (same bytes as the
+ * portable loops). `n` is a whole number of `bpp`-byte pixels. */
+static int sc_unfilter_row(int type, uint8_t *restrict row, const uint8_t *restrict prev, size_t n, size_t bpp) {
+#if SC_PNG_SIMD_FILTERS
+    if (bpp == 3 || bpp == 4) {
+        switch (type) {
+        case 1:
+            if (bpp == 3) sc_unsub_v(row, n, 3); else sc_unsub_v(row, n, 4);
+            return 1;
+        case 3:
+            if (bpp == 3) sc_unavg_v(row, prev, n, 3); else sc_unavg_v(row, prev, n, 4);
+            return 1;
+        case 4:
+            if (bpp == 3) sc_unpaeth_v(row, prev, n, 3); else sc_unpaeth_v(row, prev, n, 4);
+            return 1;
+        default:
+            break;
+        }
+    }
+#endif
+    return sc_unfilter_row_portable(type, row, prev, n, bpp);
+}
+
+/* Undoes the filters of rows `y` and, when it is also Paeth-filtered, `y + 1` (two chains at
+ * once); `stride` separates rows (filter type byte, then `n` bytes). Returns the number of rows
+ * done (1 or 2), 0 for an unknown filter type. */
+static int sc_unfilter_rows(uint8_t *restrict row, const uint8_t *restrict prev, size_t n, size_t bpp,
+                            size_t stride, int has_next) {
+#if SC_PNG_SIMD_FILTERS
+    if (has_next && row[-1] == 4 && row[stride - 1] == 4 && (bpp == 3 || bpp == 4)) {
+        if (bpp == 3) sc_unpaeth_pair_v(row, row + stride, prev, n, 3); else sc_unpaeth_pair_v(row, row + stride, prev, n, 4);
+        return 2;
+    }
+#else
+    (void)stride;
+    (void)has_next;
+#endif
+    return sc_unfilter_row(row[-1], row, prev, n, bpp);
+}
+
+/* Moves one unfiltered row of `width` pixels from `src` down to `dst` (dst <= src) as RGB,
+ * dropping alpha. Copying forward never reads a byte already overwritten, since dst <= src. */
+static void sc_pack_row(uint8_t *dst, const uint8_t *src, uint32_t width, size_t bpp) {
+    if (bpp == 3) {
+        memmove(dst, src, (size_t)width * 3);
+        return;
+    }
+    for (size_t x = 0; x < width; x++) {
+        dst[3 * x] = src[4 * x];
+        dst[3 * x + 1] = src[4 * x + 1];
+        dst[3 * x + 2] = src[4 * x + 2];
     }
 }
 
@@ -172,29 +355,34 @@ int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_
     libdeflate_free_decompressor(inflater);
     free(joined);
 
-    uint8_t *pixels = status == SC_OK ? (uint8_t *)malloc(out_rowbytes * layout.height) : NULL;
+    /* The pixels end up in the inflated buffer itself: each unfiltered row moves down over the
+     * filter type bytes (and alpha) before it, once the row after it no longer needs it as its
+     * previous row. Row r's packed place ends before row r + 1's data starts, so nothing still
+     * to be read is overwritten, and no second image-sized buffer is touched. */
     uint8_t *zero = status == SC_OK ? (uint8_t *)calloc(1, rowbytes) : NULL;
-    if (pixels == NULL || zero == NULL) status = SC_PNG_NOT_FAST;
-    for (uint32_t y = 0; y < layout.height && status == SC_OK; y++) {
+    if (zero == NULL) status = SC_PNG_NOT_FAST;
+    uint32_t packed = 0; /* rows [0, packed) are in their final place */
+    for (uint32_t y = 0; y < layout.height && status == SC_OK;) {
         uint8_t *row = filtered + (size_t)y * stride + 1;
         const uint8_t *prev = y == 0 ? zero : row - stride;
-        if (!sc_unfilter_row(row[-1], row, prev, rowbytes, bpp)) {
+        const int done = sc_unfilter_rows(row, prev, rowbytes, bpp, stride, y + 1 < layout.height);
+        if (done == 0) {
             status = SC_PNG_NOT_FAST;
             break;
         }
-        uint8_t *dst = pixels + (size_t)y * out_rowbytes;
-        if (bpp == 3) {
-            memcpy(dst, row, rowbytes);
-        } else {
-            for (uint32_t x = 0; x < layout.width; x++) memcpy(dst + 3 * (size_t)x, row + 4 * (size_t)x, 3);
+        y += (uint32_t)done;
+        for (; packed + 1 < y; packed++) {
+            sc_pack_row(filtered + (size_t)packed * out_rowbytes, filtered + (size_t)packed * stride + 1, layout.width, bpp);
         }
     }
-    free(filtered);
     free(zero);
     if (status != SC_OK) {
-        free(pixels);
+        free(filtered);
         return status;
     }
+    sc_pack_row(filtered + (size_t)packed * out_rowbytes, filtered + (size_t)packed * stride + 1, layout.width, bpp);
+    uint8_t *pixels = (uint8_t *)realloc(filtered, out_rowbytes * layout.height);
+    if (pixels == NULL) pixels = filtered; /* shrinking failed: the larger block holds the same pixels */
     memset(out, 0, sizeof *out);
     out->info.width = out->width = layout.width;
     out->info.height = out->height = layout.height;

@@ -10,8 +10,13 @@ public enum ImageEncoder {
     /// deflated in horizontal bands on up to `threads` threads (default: every core) into one
     /// standard zlib stream. The image must have at least one pixel.
     public static func png(_ image: PlanarImage, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [UInt8] {
+        try image.withRows { try png($0, threads: threads) }
+    }
+
+    /// `png(_:threads:)` of planes held elsewhere (a tensor's), read in place.
+    public static func png(_ rows: PlanarRows, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [UInt8] {
         let t = Int32(min(max(threads, 1), 16))
-        return try run(image, sizeLimit: Int(Int32.max)) { rgb, w, h, out, outLen, err, errLen in
+        return try run(rows, sizeLimit: Int(Int32.max)) { rgb, w, h, out, outLen, err, errLen in
             sc_png_encode(rgb, w, h, t, out, outLen, err, errLen)
         }
     }
@@ -19,11 +24,16 @@ public enum ImageEncoder {
     /// Encodes as a baseline JPEG with `quality` 1...100 (clamped); 4:4:4 chroma at quality >= 90,
     /// 4:2:0 below. Throws `tooLarge(limit: 65500)` if a side is over 65500 pixels.
     public static func jpeg(_ image: PlanarImage, quality: Int = 92) throws -> [UInt8] {
-        if image.width > jpegMaxSide || image.height > jpegMaxSide {
-            throw ImageCodecError.tooLarge(width: image.width, height: image.height, limit: jpegMaxSide)
+        try image.withRows { try jpeg($0, quality: quality) }
+    }
+
+    /// `jpeg(_:quality:)` of planes held elsewhere (a tensor's), read in place.
+    public static func jpeg(_ rows: PlanarRows, quality: Int = 92) throws -> [UInt8] {
+        if rows.width > jpegMaxSide || rows.height > jpegMaxSide {
+            throw ImageCodecError.tooLarge(width: rows.width, height: rows.height, limit: jpegMaxSide)
         }
         let q = Int32(min(max(quality, 1), 100))
-        return try run(image, sizeLimit: jpegMaxSide) { rgb, w, h, out, outLen, err, errLen in
+        return try run(rows, sizeLimit: jpegMaxSide) { rgb, w, h, out, outLen, err, errLen in
             sc_jpeg_encode(rgb, w, h, q, out, outLen, err, errLen)
         }
     }
@@ -49,14 +59,25 @@ public enum ImageEncoder {
     /// Planar float -> packed 8-bit RGB (row-major, 3 bytes per pixel), each value `quantize`d
     /// (by the C shim, where the loop vectorises).
     public static func interleavedRGB8(_ image: PlanarImage) -> [UInt8] {
-        let n = image.width * image.height
-        precondition(image.pixels.count == 3 * n, "PlanarImage: \(image.pixels.count) values for \(image.width)x\(image.height)x3")
-        return image.pixels.withUnsafeBufferPointer { src in
-            [UInt8](unsafeUninitializedCapacity: 3 * n) { out, count in
-                guard n > 0, let s = src.baseAddress, let d = out.baseAddress else { count = 0; return }
-                sc_quantize_rgb8(s, s + n, s + 2 * n, n, d)
-                count = 3 * n
+        precondition(image.pixels.count == 3 * image.width * image.height,
+                     "PlanarImage: \(image.pixels.count) values for \(image.width)x\(image.height)x3")
+        return image.withRows { interleavedRGB8($0) }
+    }
+
+    /// `interleavedRGB8` of planes held elsewhere, row by row (a row stride may exceed the width).
+    public static func interleavedRGB8(_ rows: PlanarRows) -> [UInt8] {
+        let w = rows.width, h = rows.height
+        return [UInt8](unsafeUninitializedCapacity: 3 * w * h) { out, count in
+            guard w > 0, h > 0, let d = out.baseAddress else { count = 0; return }
+            if rows.rowStride == w {
+                sc_quantize_rgb8(rows.red, rows.green, rows.blue, w * h, d)
+            } else {
+                for y in 0..<h {
+                    let at = y * rows.rowStride
+                    sc_quantize_rgb8(rows.red + at, rows.green + at, rows.blue + at, w, d + 3 * w * y)
+                }
             }
+            count = 3 * w * h
         }
     }
 
@@ -65,7 +86,7 @@ public enum ImageEncoder {
                                   UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>, Int) -> Int32
 
     /// `sizeLimit`: what `tooLarge` reports if the encoder refuses the size or runs out of memory.
-    private static func run(_ image: PlanarImage, sizeLimit: Int, _ encode: EncodeFn) throws -> [UInt8] {
+    private static func run(_ image: PlanarRows, sizeLimit: Int, _ encode: EncodeFn) throws -> [UInt8] {
         precondition(image.width > 0 && image.height > 0, "cannot encode an empty \(image.width)x\(image.height) image")
         precondition(image.width <= Int(Int32.max) && image.height <= Int(Int32.max), "image side over 2^31-1")
         let rgb = interleavedRGB8(image)
@@ -88,5 +109,43 @@ public enum ImageEncoder {
             throw ImageCodecError.corrupt(msg.isEmpty ? "encoder failed" : msg)
         }
         return Array(UnsafeBufferPointer(start: out, count: outLen))
+    }
+}
+
+/// Three float planes (red, green, blue) that someone else owns, e.g. a tensor's: row y of a
+/// plane starts `y * rowStride` values after its start. Valid only while the owner keeps them.
+public struct PlanarRows {
+    public let width: Int
+    public let height: Int
+    public let rowStride: Int
+    public let red: UnsafePointer<Float>
+    public let green: UnsafePointer<Float>
+    public let blue: UnsafePointer<Float>
+
+    public init(width: Int, height: Int, rowStride: Int, red: UnsafePointer<Float>, green: UnsafePointer<Float>,
+                blue: UnsafePointer<Float>) {
+        precondition(width >= 0 && height >= 0 && rowStride >= width, "PlanarRows: \(width)x\(height), row stride \(rowStride)")
+        self.width = width
+        self.height = height
+        self.rowStride = rowStride
+        self.red = red
+        self.green = green
+        self.blue = blue
+    }
+}
+
+extension PlanarImage {
+    /// The image's planes as `PlanarRows`, for the duration of `body`.
+    func withRows<T>(_ body: (PlanarRows) throws -> T) rethrows -> T {
+        let n = width * height
+        return try pixels.withUnsafeBufferPointer { p in
+            // An empty image still needs a valid pointer; its rows are never read.
+            var none: Float = 0
+            return try withUnsafePointer(to: &none) { empty in
+                let base = p.baseAddress ?? empty
+                return try body(PlanarRows(width: width, height: height, rowStride: width, red: base, green: base + n,
+                                           blue: base + 2 * n))
+            }
+        }
     }
 }

@@ -73,6 +73,11 @@ public enum JobLifecycle {
         let id = record.id
         switch outcome {
         case .success(let result) where !canceled:
+            // A result in memory is hashed on another core while it is written and fsync'd.
+            let digest: BackgroundValue<String>? = {
+                if case .bytes(let bytes) = result.payload { return BackgroundValue { SHA256Digest.hex(bytes) } }
+                return nil
+            }()
             do {
                 while true {
                     do {
@@ -90,7 +95,7 @@ public enum JobLifecycle {
                 r.resultContentType = result.contentType
                 if case .bytes(let bytes) = result.payload {
                     r.resultSize = bytes.count
-                    r.resultSHA256 = SHA256Digest.hex(bytes)
+                    r.resultSHA256 = digest?.wait()
                 } else if let url = blobs.path(job: id, name: resultBlobName) {
                     r.resultSize = DurableFS.fileSize(url)
                     r.resultSHA256 = try? SHA256Digest.hex(file: url)

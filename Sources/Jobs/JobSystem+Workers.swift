@@ -41,7 +41,9 @@ extension JobSystem {
             running[id] = state
             changedLocked(id)
             unlockAndRunDeferred()
-            do { try jobStore.save(entry.record) } catch {
+            // Before the executor touches the inputs, so a job that crashes the process is
+            // counted (`maxAttempts`); it need not survive a crash of the machine (`saveStarted`).
+            do { try jobStore.saveStarted(entry.record) } catch {
                 logger.error("could not persist running job", metadata: ["job": "\(id)", "error": "\(error)"])
             }
             writeLock.unlock()

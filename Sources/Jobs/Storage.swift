@@ -24,6 +24,13 @@ import Glibc
 public protocol JobStore: AnyObject, Sendable {
     /// Durably creates or replaces a record; when it returns, the record survives a crash.
     func save(_ record: JobRecord) throws
+    /// Replaces the record of a job a worker is starting (`running`, one more attempt). When it
+    /// returns, the record survives a crash of the process and is never torn; a crash of the
+    /// machine may still bring back the record it replaced (`queued`), which recovery runs again
+    /// just as it would the `running` one (only the attempt count, the crash-loop breaker for
+    /// jobs that crash the process, is behind). The job's next save (`save`) makes both durable.
+    /// Defaults to `save`.
+    func saveStarted(_ record: JobRecord) throws
     /// Every record, for recovery at start; may clean up half-written state first.
     func loadAll() throws -> [JobRecord]
     /// Removes a record (missing is not an error).
@@ -34,6 +41,10 @@ public protocol JobStore: AnyObject, Sendable {
     func loadTombstones() throws -> [JobTombstone]
     /// Removes a tombstone (missing is not an error).
     func deleteTombstone(id: String) throws
+}
+
+extension JobStore {
+    public func saveStarted(_ record: JobRecord) throws { try save(record) }
 }
 
 /// Durable per-job binary objects (inputs, results), addressed by job id and name.
@@ -78,6 +89,15 @@ public final class LocalJobStore: JobStore, @unchecked Sendable {
         let dir = root.appendingPathComponent(record.id)
         try DurableFS.makeDirectory(dir)
         try DurableFS.writeAtomically(try JobsJSON.encode(record), to: recordURL(record.id))
+    }
+
+    /// `job.json` written and fsync'd, then renamed into place, without the directory fsync
+    /// (the protocol's `saveStarted`: the job's final record is saved in the same directory,
+    /// with its fsync).
+    public func saveStarted(_ record: JobRecord) throws {
+        guard Names.isValidID(record.id) else { throw InvalidBlobName(name: record.id) }
+        try DurableFS.makeDirectory(root.appendingPathComponent(record.id))
+        try DurableFS.writeAtomically(try JobsJSON.encode(record), to: recordURL(record.id), syncDirectory: false)
     }
 
     /// Reads every record; removes leftover temp files and job directories without a record

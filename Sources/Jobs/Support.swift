@@ -69,8 +69,11 @@ enum DurableFS {
         try fsyncDirectory(parent)
     }
 
-    /// Writes `bytes` to `url` atomically and durably.
-    static func writeAtomically(_ bytes: [UInt8], to url: URL) throws {
+    /// Writes `bytes` to `url` atomically and durably. Without `syncDirectory` the new content
+    /// is fsync'd before the rename (never torn), but the rename itself may still be lost with
+    /// the machine (the old content is then what a restart finds) until the directory is next
+    /// fsync'd.
+    static func writeAtomically(_ bytes: [UInt8], to url: URL, syncDirectory: Bool = true) throws {
         let dir = url.deletingLastPathComponent()
         let tmp = tempURL(in: dir, for: url.lastPathComponent)
         let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -84,7 +87,7 @@ enum DurableFS {
         }
         if rename(tmp.path, url.path) != 0 { throw StorageError("rename", url.path) }
         ok = true
-        try fsyncDirectory(dir)
+        if syncDirectory { try fsyncDirectory(dir) }
     }
 
     static func writeAll(fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
@@ -378,5 +381,25 @@ public enum JobsJSON {
     /// A value decoded from JSON bytes with the shared decoder.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try decoder().decode(type, from: Data(bytes))
+    }
+}
+
+/// A value computed on another thread while the caller does something else (`wait()` for it).
+final class BackgroundValue<T: Sendable>: @unchecked Sendable {
+    private var value: T?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ work: @escaping @Sendable () -> T) {
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            value = work()
+            done.signal()
+        }
+    }
+
+    /// The value, once computed.
+    func wait() -> T {
+        done.wait()
+        done.signal()   // later waits return at once
+        return value!
     }
 }

@@ -56,17 +56,34 @@ public enum StyleInput: Sendable {
 
 /// The finished picture, how long inference took, and the time of each stage.
 public struct StylizeResult: Sendable {
-    public let image: PlanarImage
+    /// The network's output, padded to its size multiple: the picture is its top-left
+    /// `width` x `height`, read in place by `Stylizer.encode(_:options:)`.
+    let output: Tensor
+    public let width: Int
+    public let height: Int
     /// Style encoding and the network (what `stylist bench` times).
     public let inferenceSeconds: Double
     public let flops: Double
     /// resize (when an input is over `maxSize`), color (with `preserveColor`), prepare (padding to
-    /// tensors), style_encode, network, crop.
+    /// tensors), style_encode, network.
     public let stages: StageTimings
+
+    /// The picture as an image (values not clamped: encoders clamp), copied out of the network's
+    /// output on each use. Encoding needs no copy: `Stylizer.encode(_:options:)`.
+    public var image: PlanarImage { Stylizer.image(output, height: height, width: width) }
+
+    /// The picture's planes in place, for the duration of `body`.
+    func withRows<T>(_ body: (PlanarRows) throws -> T) rethrows -> T {
+        try withExtendedLifetime(output) {
+            try body(PlanarRows(width: width, height: height, rowStride: output.width, red: output.plane(0),
+                                green: output.plane(1), blue: output.plane(2)))
+        }
+    }
 }
 
 /// Image in, image out around one network: resize to max_size, reflection-pad to the network's
-/// size multiple, optional colour preservation, encode styles, stylize, crop back, clamp at encode.
+/// size multiple, optional colour preservation, encode styles, stylize; the result is cropped back
+/// (and clamped) as it is encoded.
 public struct Stylizer: Sendable {
     /// Smallest accepted side for content and styles, in pixels after resizing.
     public static let minimumSide = 16
@@ -151,9 +168,8 @@ public struct Stylizer: Sendable {
                 return try network.stylize(content: input, styles: codes, weights: weights, alpha: options.alpha, ctx)
             }
         }
-        let image = stages.time("crop") { Stylizer.image(output, height: content.height, width: content.width) }
-        return StylizeResult(image: image, inferenceSeconds: stages["style_encode"] + stages["network"], flops: ctx.doneFlops,
-                             stages: stages)
+        return StylizeResult(output: output, width: content.width, height: content.height,
+                             inferenceSeconds: stages["style_encode"] + stages["network"], flops: ctx.doneFlops, stages: stages)
     }
 
     /// Translates engine errors (cancellation, parameter errors) into pipeline errors.

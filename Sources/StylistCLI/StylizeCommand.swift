@@ -88,13 +88,13 @@ struct StylizeCommand: ParsableCommand {
                                                                 mask: maskRegions, options: options, ctx: ctx)
             bar?.finish()
             stages.add(result.stages)
-            let bytes = try stages.time("encode") { try Stylizer.encode(result.image, options: options) }
+            let bytes = try stages.time("encode") { try Stylizer.encode(result, options: options) }
             try stages.time("write") {
                 guard FileManager.default.createFile(atPath: output, contents: Data(bytes)) else {
                     throw CLIError("cannot write \(output)")
                 }
             }
-            print("wrote \(output): \(result.image.width)x\(result.image.height) \(options.format.rawValue), inference \(String(format: "%.3f", result.inferenceSeconds)) s (\(String(format: "%.1f", result.flops / 1e9)) GFLOP)")
+            print("wrote \(output): \(result.width)x\(result.height) \(options.format.rawValue), inference \(String(format: "%.3f", result.inferenceSeconds)) s (\(String(format: "%.1f", result.flops / 1e9)) GFLOP)")
             if verbose {
                 print("stages: \(stages.summary); total \(String(format: "%.1f", stages.total * 1000)) ms")
             }

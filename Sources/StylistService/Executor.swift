@@ -146,7 +146,7 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
         stages.add(result.stages)
         metrics.recordInference(model: params.model, seconds: result.inferenceSeconds, flops: result.flops)
         try progress.checkCancellation()
-        let bytes = try stages.time("encode") { try Stylizer.encode(result.image, options: params.options) }
+        let bytes = try stages.time("encode") { try Stylizer.encode(result, options: params.options) }
         var metadata: Logger.Metadata = ["job": "\(job.id)", "model": "\(params.model)", "max_size": "\(params.options.maxSize)",
                                          "format": "\(params.options.format.rawValue)", "bytes": "\(bytes.count)",
                                          "total_ms": "\(String(format: "%.1f", stages.total * 1000))"]

@@ -1,3 +1,4 @@
+import CImageCodecs
 import XCTest
 @testable import ImageCodecs
 
@@ -46,12 +47,14 @@ final class PNGFilterTests: XCTestCase {
         }
     }
 
-    /// An 8-bit PNG of `rows` (each `width * channels` samples), row y filtered with type y % 5
-    /// (the first row's type byte replaced by `firstFilter` when given).
-    private func png(width: Int, channels: Int, rows: [[UInt8]], idatParts: Int, firstFilter: Int? = nil) -> [UInt8] {
+    /// An 8-bit PNG of `rows` (each `width * channels` samples), row y filtered with type
+    /// `filters[y]`, or y % 5 without `filters` (the first row's type byte replaced by
+    /// `firstFilter` when given).
+    private func png(width: Int, channels: Int, rows: [[UInt8]], idatParts: Int, firstFilter: Int? = nil,
+                     filters: [Int]? = nil) -> [UInt8] {
         var filtered: [UInt8] = []
         for (y, row) in rows.enumerated() {
-            let type = y % 5
+            let type = filters?[y] ?? y % 5
             filtered.append(UInt8(y == 0 ? firstFilter ?? type : type))
             for i in 0..<row.count {
                 let a = i >= channels ? Int(row[i - channels]) : 0
@@ -90,6 +93,72 @@ final class PNGFilterTests: XCTestCase {
                     }
                 }
                 XCTAssertTrue(image == expected, "\(channels) channels, \(parts) IDAT chunks")
+            }
+        }
+    }
+
+    /// Random rows, with neighbouring samples close enough that every Paeth branch (a, b, c) is taken.
+    private func randomRows(width: Int, height: Int, channels: Int, state: inout UInt64) -> [[UInt8]] {
+        (0..<height).map { y in
+            (0..<(width * channels)).map { i -> UInt8 in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let noise = Int(state >> 58)   // 0...63
+                return UInt8(truncatingIfNeeded: (i * 5 + y * 11) / 2 + (state >> 63 == 0 ? noise : 255 - noise))
+            }
+        }
+    }
+
+    /// The planes `ImageDecoder` must give for `rows`.
+    private func expectedImage(_ rows: [[UInt8]], width: Int, channels: Int) -> PlanarImage {
+        var expected = PlanarImage(width: width, height: rows.count)
+        let n = width * rows.count
+        for (y, row) in rows.enumerated() {
+            for x in 0..<width {
+                for c in 0..<3 { expected.pixels[c * n + y * width + x] = Float(row[x * channels + c]) / 255 }
+            }
+        }
+        return expected
+    }
+
+    /// The fast path unfilters consecutive Paeth rows two at a time, and Sub, Avg and Paeth rows
+    /// with SIMD loops: runs of Paeth rows of odd and even length, Paeth next to every other
+    /// filter, at widths of 1, 2 and more pixels, for RGB and RGBA, all decode to the rows
+    /// written, on the fast path (not libpng's fallback).
+    func testRunsOfEveryFilterDecodeOnTheFastPath() throws {
+        var state: UInt64 = 7
+        let sequences: [[Int]] = [
+            [4, 4, 4, 4, 4, 4, 4],             // an odd run from the first row (zero row above)
+            [4, 4, 4, 4, 4, 4],                // an even run
+            [0, 4, 4, 1, 4, 2, 4, 4, 3, 4, 4, 4],
+            [1, 1, 3, 3, 2, 4, 1, 3, 4, 0, 4],
+            (0..<40).map { _ in state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 61) % 5 },
+        ]
+        for channels in [3, 4] {
+            for width in [1, 2, 3, 33] {
+                for filters in sequences {
+                    let rows = randomRows(width: width, height: filters.count, channels: channels, state: &state)
+                    let file = png(width: width, channels: channels, rows: rows, idatParts: 1, filters: filters)
+                    let what = "\(channels) channels, width \(width), filters \(filters)"
+                    var img = sc_image()
+                    let status = file.withUnsafeBufferPointer { sc_png_decode_fast($0.baseAddress, $0.count, 1 << 30, &img) }
+                    sc_free(img.pixels)
+                    XCTAssertEqual(status, SC_OK, what)
+                    XCTAssertTrue(try ImageDecoder.decode(file) == expectedImage(rows, width: width, channels: channels), what)
+                }
+            }
+        }
+    }
+
+    /// Cut anywhere inside its data, a file of consecutive Paeth rows is refused with an error,
+    /// never read past its end.
+    func testTruncatedPaethRowsAreAnError() throws {
+        var state: UInt64 = 3
+        for channels in [3, 4] {
+            let rows = randomRows(width: 9, height: 6, channels: channels, state: &state)
+            let file = png(width: 9, channels: channels, rows: rows, idatParts: 1, filters: Array(repeating: 4, count: 6))
+            XCTAssertNoThrow(try ImageDecoder.decode(file))
+            for cut in stride(from: 33, to: file.count - 12, by: 7) {
+                XCTAssertThrowsError(try ImageDecoder.decode(Array(file[..<cut])), "cut at \(cut) of \(file.count)")
             }
         }
     }

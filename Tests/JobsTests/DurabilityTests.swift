@@ -37,6 +37,23 @@ final class DurabilityTests: XCTestCase {
         XCTAssertEqual(second.snapshot(id: ids[1])?.record.attempts, 1)
     }
 
+    /// While the executor runs, the record on disk already says running with the attempt counted:
+    /// what a job that crashes the process leaves behind for the crash-loop breaker.
+    func testTheRunningRecordIsOnDiskBeforeTheExecutorRuns() throws {
+        let blocked = FakeExecutor()
+        let system = try JobSystem.open(directory: dir, executor: blocked, configuration: testConfig())
+        defer { system.shutdown(grace: 0.2) }
+        let id = try system.submitTest("block").record.id
+        waitUntil { blocked.started.contains(id) }
+        let data = try Data(contentsOf: dir.appendingPathComponent("jobs/\(id)/job.json"))
+        let onDisk = try JobsJSON.decode(JobRecord.self, from: Array(data))
+        XCTAssertEqual(onDisk.status, .running)
+        XCTAssertEqual(onDisk.attempts, 1)
+        XCTAssertNotNil(onDisk.startedAt)
+        blocked.releaseAll()
+        waitUntil { system.status(id) == .succeeded }
+    }
+
     func testCrashedRunningJobIsRequeuedAndCrashLoopsAreBroken() throws {
         let store = try LocalJobStore(root: dir.appendingPathComponent("jobs"),
                                       tombstoneRoot: dir.appendingPathComponent("tombstones"))

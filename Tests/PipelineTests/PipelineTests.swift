@@ -57,6 +57,13 @@ final class PipelineTests: XCTestCase {
             XCTAssertEqual(r.image.width, expected.width, model)
             XCTAssertEqual(r.image.height, expected.height, model)
             XCTAssertEqual(max(r.image.width, r.image.height), 101)
+            // The network's output is padded to its size multiple: encoding reads the picture out
+            // of it in place and writes the same bytes as encoding the cropped copy.
+            for format in [ImageFormat.png, .jpeg] {
+                var coding = options
+                coding.format = format
+                XCTAssertEqual(try Stylizer.encode(r, options: coding), try Stylizer.encode(r.image, options: coding), "\(model) \(format)")
+            }
         }
     }
 

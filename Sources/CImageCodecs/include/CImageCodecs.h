@@ -63,6 +63,13 @@ int sc_png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image
 int sc_jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out,
                    char *err, size_t errlen);
 
+/* The path sc_png_decode takes first: an 8-bit RGB/RGBA non-interlaced PNG decoded without
+ * libpng (png_fast_decode.c). Returns SC_OK, or SC_PNG_NOT_FAST, with `out` untouched, for any
+ * file it does not take: sc_png_decode then decodes with libpng. Public so tests can tell which
+ * path a file took. */
+#define SC_PNG_NOT_FAST (-1)
+int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out);
+
 /* sc_jpeg_decode at the smallest of libjpeg-turbo's IDCT scales 1/8, 1/4, 1/2 and 1 whose output,
  * ceil(side * scale) a side, is still at least min_width x min_height (display orientation: the
  * EXIF orientation is taken into account). The pixel limit applies to the header's size. */
