@@ -63,6 +63,8 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
 
     /// Seconds without a job before the engine's idle buffers go back to the system.
     static let idleReleaseDelay: TimeInterval = 10
+    /// The shortest time between two progress reports of a job: 20 a second at most.
+    static let progressInterval: TimeInterval = 0.05
     private let idleRelease = EngineIdleRelease(delay: StyleJobExecutor.idleReleaseDelay)
 
     /// The queue drained: unless another job comes within `idleReleaseDelay`, the engine's idle
@@ -94,11 +96,19 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
         let id = job.id
         ctx.isCanceled = { progress.isCanceled }
         // Progress reaches the job system from a serial queue: persisting it (a record save with
-        // fsync, a few times a second) must not stall the engine between two layers. A test hook
-        // sees the report already made.
+        // fsync, a few times a second) must not stall the engine between two layers. Reports are
+        // spaced at least `progressInterval` apart (the first and the last always go): each one
+        // wakes the queue's thread and every watcher of the job, and one wake per layer takes a
+        // core from the engine's threads. A test hook sees every layer, after any report made.
         let reports = DispatchQueue(label: "stylist.job-progress")
+        let interval = UInt64(Self.progressInterval * 1e9)
+        var lastReport: UInt64?
         ctx.onProgress = { fraction in
-            reports.async { progress.report(fraction) }
+            let now = DispatchTime.now().uptimeNanoseconds
+            if fraction >= 1 || lastReport.map({ now - $0 >= interval }) ?? true {
+                lastReport = now
+                reports.async { progress.report(fraction) }
+            }
             if let hook {
                 reports.sync {}
                 hook(id, fraction)
