@@ -138,7 +138,9 @@ final class JobFlowTests: ServiceTestCase {
         g.release()
         var seen: [ServerSentEvent] = []
         while let e = try events.nextEvent() { seen.append(e) }
-        XCTAssertGreaterThan(seen.count, 3, "\(seen)")
+        // At least the state when the stream opened, a progress report, and the end (reports are
+        // spaced 50 ms apart, so a short job may send only its first and last).
+        XCTAssertGreaterThanOrEqual(seen.count, 3, "\(seen)")
         let statuses = seen.compactMap { $0.json?["status"] as? String }
         XCTAssertEqual(statuses.count, seen.count)
         XCTAssertEqual(statuses.last, "succeeded")
