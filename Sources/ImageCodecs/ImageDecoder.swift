@@ -233,12 +233,13 @@ public enum ImageDecoder {
             if dx == 1 {
                 // Source rows are destination rows (orientations 1 and 4).
                 for y in 0..<h {
-                    let s = src + y * w * 3
+                    var s = src + y * w * 3 // advanced, not indexed: no overflow checks
                     let d = base + y * dy
                     for x in 0..<w {
-                        r[d + x] = value(s[3 * x])
-                        g[d + x] = value(s[3 * x + 1])
-                        b[d + x] = value(s[3 * x + 2])
+                        r[d + x] = value(s[0])
+                        g[d + x] = value(s[1])
+                        b[d + x] = value(s[2])
+                        s += 3
                     }
                 }
             } else if dx == -1 {

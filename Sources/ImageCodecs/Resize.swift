@@ -121,12 +121,13 @@ extension PlanarImage {
                                 for y in 0..<outH {
                                     let first = kv.starts[y], n = kv.counts[y]
                                     while converted < first + n {
-                                        let s = src + converted * w * 3
+                                        var s = src + converted * w * 3 // advanced, not indexed: no overflow checks
                                         let rr = slot(0, converted), gg = slot(1, converted), bb = slot(2, converted)
                                         for x in 0..<w {
-                                            rr[x] = levels[Int(s[3 * x])]
-                                            gg[x] = levels[Int(s[3 * x + 1])]
-                                            bb[x] = levels[Int(s[3 * x + 2])]
+                                            rr[x] = levels[Int(s[0])]
+                                            gg[x] = levels[Int(s[1])]
+                                            bb[x] = levels[Int(s[2])]
+                                            s += 3
                                         }
                                         converted += 1
                                     }
