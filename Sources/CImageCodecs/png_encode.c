@@ -8,6 +8,8 @@
  *    adaptive choice, and an encoder's filter reads only original samples, so it vectorises.
  *  - Deflate runs with Z_RLE (run-length matches only): on filtered photographic residuals it is
  *    as small as level 6 and several times faster, and flat areas still collapse into runs.
+ *  - The input is float planes: each band quantises its own rows to 8 bits just before filtering
+ *    them, so the conversion runs on every thread and its output stays in cache.
  *  - The rows are split into horizontal bands deflated in parallel, pigz-style: each band is a raw
  *    deflate stream; every band but the last ends with a sync flush (an empty stored block that
  *    byte-aligns it, no final bit), so the bands concatenate into one standard zlib stream. The
@@ -42,7 +44,8 @@ typedef struct {
 } sc_png_band;
 
 typedef struct {
-    const uint8_t *rgb;
+    const float *red, *green, *blue;
+    size_t row_stride; /* floats from one row of a plane to the next */
     uint32_t width;
     sc_png_band *bands;
     uint32_t band_count;
@@ -71,6 +74,12 @@ static void sc_paeth_row(const uint8_t *restrict row, const uint8_t *restrict pr
     }
 }
 
+/* Row `y` quantised to packed 8-bit RGB. */
+static void sc_png_quantize_row(const sc_png_job *job, uint32_t y, uint8_t *out) {
+    const size_t at = (size_t)y * job->row_stride;
+    sc_quantize_rgb8(job->red + at, job->green + at, job->blue + at, job->width, out);
+}
+
 /* Filters and deflates one band into its IDAT chunk. */
 static int sc_png_encode_band(const sc_png_job *job, sc_png_band *band, int first, int last) {
     const size_t rowbytes = (size_t)job->width * 3;
@@ -87,14 +96,18 @@ static int sc_png_encode_band(const sc_png_job *job, sc_png_band *band, int firs
     if (slice_rows < 1) slice_rows = 1;
     if (slice_rows > rows) slice_rows = rows;
     uint8_t *filtered = (uint8_t *)malloc((rowbytes + 1) * slice_rows);
-    uint8_t *zero = first ? (uint8_t *)calloc(1, rowbytes) : NULL;
+    /* The row being filtered and the one above it (all zero above the first row), quantised. */
+    uint8_t *row = (uint8_t *)malloc(rowbytes);
+    uint8_t *prev = (uint8_t *)calloc(1, rowbytes);
     band->chunk = (uint8_t *)malloc(8 + 2 + bound + 4 + 4);
-    if (filtered == NULL || band->chunk == NULL || (first && zero == NULL)) {
+    if (filtered == NULL || row == NULL || prev == NULL || band->chunk == NULL) {
         deflateEnd(&z);
         free(filtered);
-        free(zero);
+        free(row);
+        free(prev);
         return SC_ERR_NOMEM;
     }
+    if (!first) sc_png_quantize_row(job, band->y0 - 1, prev);
     uint8_t *data = band->chunk + 8;
     size_t header = 0;
     if (first) {
@@ -110,9 +123,12 @@ static int sc_png_encode_band(const sc_png_job *job, sc_png_band *band, int firs
         const uint32_t end = y + (uint32_t)slice_rows < band->y1 ? y + (uint32_t)slice_rows : band->y1;
         uint8_t *dst = filtered;
         for (uint32_t r = y; r < end; r++, dst += rowbytes + 1) {
-            const uint8_t *row = job->rgb + (size_t)r * rowbytes;
+            sc_png_quantize_row(job, r, row);
             dst[0] = SC_PNG_FILTER_PAETH;
-            sc_paeth_row(row, r == 0 ? zero : row - rowbytes, rowbytes, dst + 1);
+            sc_paeth_row(row, prev, rowbytes, dst + 1);
+            uint8_t *const above = prev;
+            prev = row;
+            row = above;
         }
         const size_t n = (size_t)(dst - filtered);
         band->adler = adler32(band->adler, filtered, (uInt)n);
@@ -125,7 +141,8 @@ static int sc_png_encode_band(const sc_png_job *job, sc_png_band *band, int firs
     band->data_len = header + (size_t)z.total_out;
     deflateEnd(&z);
     free(filtered);
-    free(zero);
+    free(row);
+    free(prev);
     if (status != SC_OK) return status;
     memcpy(band->chunk + 4, "IDAT", 4);
     band->crc = crc32(crc32(0L, Z_NULL, 0), band->chunk + 4, (uInt)(4 + band->data_len));
@@ -150,13 +167,14 @@ static uint8_t *sc_png_chunk(uint8_t *p, const char *type, const uint8_t *data, 
     return p + 12 + n;
 }
 
-int sc_png_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int threads,
+int sc_png_encode(const float *red, const float *green, const float *blue, size_t row_stride,
+                  uint32_t width, uint32_t height, int threads,
                   uint8_t **out, size_t *outlen, char *err, size_t errlen) {
     if (err != NULL && errlen > 0) err[0] = 0;
     if (out == NULL || outlen == NULL) return SC_ERR_ARGUMENT;
     *out = NULL;
     *outlen = 0;
-    if (rgb == NULL || width == 0 || height == 0 || width > 0x7fffffffU || height > 0x7fffffffU) {
+    if (red == NULL || green == NULL || blue == NULL || row_stride < width || width == 0 || height == 0 || width > 0x7fffffffU || height > 0x7fffffffU) {
         sc_set_err(err, errlen, "PNG encoder: ", "invalid image size");
         return SC_ERR_ARGUMENT;
     }
@@ -176,7 +194,7 @@ int sc_png_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int threa
     if (bands > height) bands = height;
     const int thread_count = (int)(bands < max_threads ? bands : max_threads);
 
-    sc_png_job job = {rgb, width, (sc_png_band *)calloc((size_t)bands, sizeof(sc_png_band)), (uint32_t)bands, 0};
+    sc_png_job job = {red, green, blue, row_stride, width, (sc_png_band *)calloc((size_t)bands, sizeof(sc_png_band)), (uint32_t)bands, 0};
     if (job.bands == NULL) return SC_ERR_NOMEM;
     for (uint32_t i = 0; i < job.band_count; i++) {
         job.bands[i].y0 = (uint32_t)((uint64_t)height * i / bands);

@@ -65,15 +65,35 @@ public enum ImageDecoder {
             target = size
             if size.width > Int(UInt32.max) || size.height > Int(UInt32.max) { target = nil }
         }
-        let image = try decode(bytes, format: format, maxPixels: maxPixels, atLeast: target)
-        guard let target else { return image.resized(toFit: maxSide, filter: filter) }
-        return image.resized(width: target.width, height: target.height, filter: filter)
+        return try withDecoded(bytes, format: format, maxPixels: maxPixels, atLeast: target) { img, raw in
+            let w = Int(img.width), h = Int(img.height)
+            let size = target ?? PlanarImage.fittingSize(width: w, height: h, maxSide: maxSide)
+            // An 8-bit image in stored orientation that shrinks is resized straight from its bytes.
+            if img.info.bit_depth != 16 && !(2...8).contains(Int(img.info.orientation)) && size.width < w && size.height < h,
+               let image = eightBitLevels.withUnsafeBufferPointer({ levels in
+                   PlanarImage.downscaled(interleavedRGB8: raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
+                                          levels: levels.baseAddress!, toWidth: size.width, height: size.height, filter: filter)
+               }) {
+                return image
+            }
+            let image = planarize(img, raw)
+            guard target != nil else { return image.resized(toFit: maxSide, filter: filter) }
+            return image.resized(width: size.width, height: size.height, filter: filter)
+        }
     }
 
     /// Decodes in `format`; with `atLeast` (display orientation), a JPEG may come out smaller
     /// than its header's size, down to that size.
     static func decode(_ bytes: [UInt8], format: ImageFormat, maxPixels: Int,
                                atLeast: (width: Int, height: Int)?) throws -> PlanarImage {
+        try withDecoded(bytes, format: format, maxPixels: maxPixels, atLeast: atLeast) { planarize($0, $1) }
+    }
+
+    /// Decodes in `format` (as `decode(_:format:maxPixels:atLeast:)`) and hands the decoder's
+    /// interleaved samples (stored orientation, 8 or 16 bits each) to `body`, for its duration.
+    private static func withDecoded<T>(_ bytes: [UInt8], format: ImageFormat, maxPixels: Int,
+                                       atLeast: (width: Int, height: Int)?,
+                                       _ body: (sc_image, UnsafeMutableRawPointer) throws -> T) throws -> T {
         var img = sc_image()
         var err = [CChar](repeating: 0, count: errorCapacity)
         let errLen = err.count
@@ -94,13 +114,18 @@ public enum ImageDecoder {
             throw mapError(status == SC_OK ? SC_ERR_CORRUPT : status, message(err), info: img.info, limit: maxPixels)
         }
         let w = Int(img.width), h = Int(img.height)
+        precondition(img.size == w * h * (img.info.bit_depth == 16 ? 6 : 3))
+        return try body(img, raw)
+    }
+
+    /// The decoder's samples as planes in display orientation.
+    private static func planarize(_ img: sc_image, _ raw: UnsafeMutableRawPointer) -> PlanarImage {
+        let w = Int(img.width), h = Int(img.height)
         let orientation = Int(img.info.orientation)
         if img.info.bit_depth == 16 {
-            precondition(img.size == w * h * 6)
             return planarize(raw.assumingMemoryBound(to: UInt16.self), width: w, height: h,
                              orientation: orientation) { Float($0) / 65535 }
         } else {
-            precondition(img.size == w * h * 3)
             return eightBitLevels.withUnsafeBufferPointer { levels in
                 planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
                           orientation: orientation) { levels[Int($0)] }
@@ -208,12 +233,13 @@ public enum ImageDecoder {
             if dx == 1 {
                 // Source rows are destination rows (orientations 1 and 4).
                 for y in 0..<h {
-                    let s = src + y * w * 3
+                    var s = src + y * w * 3 // advanced, not indexed: no overflow checks
                     let d = base + y * dy
                     for x in 0..<w {
-                        r[d + x] = value(s[3 * x])
-                        g[d + x] = value(s[3 * x + 1])
-                        b[d + x] = value(s[3 * x + 2])
+                        r[d + x] = value(s[0])
+                        g[d + x] = value(s[1])
+                        b[d + x] = value(s[2])
+                        s += 3
                     }
                 }
             } else if dx == -1 {

@@ -7,8 +7,8 @@ public enum ImageEncoder {
     public static let jpegMaxSide = 65_500
 
     /// Encodes as an 8-bit RGB PNG, each value quantised with `quantize`: Paeth-filtered rows,
-    /// deflated in horizontal bands on up to `threads` threads (default: every core) into one
-    /// standard zlib stream. The image must have at least one pixel.
+    /// quantised and deflated in horizontal bands on up to `threads` threads (default: every core)
+    /// into one standard zlib stream. The image must have at least one pixel.
     public static func png(_ image: PlanarImage, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [UInt8] {
         try image.withRows { try png($0, threads: threads) }
     }
@@ -16,8 +16,8 @@ public enum ImageEncoder {
     /// `png(_:threads:)` of planes held elsewhere (a tensor's), read in place.
     public static func png(_ rows: PlanarRows, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> [UInt8] {
         let t = Int32(min(max(threads, 1), 16))
-        return try run(rows, sizeLimit: Int(Int32.max)) { rgb, w, h, out, outLen, err, errLen in
-            sc_png_encode(rgb, w, h, t, out, outLen, err, errLen)
+        return try run(rows, sizeLimit: Int(Int32.max)) { w, h, out, outLen, err, errLen in
+            sc_png_encode(rows.red, rows.green, rows.blue, rows.rowStride, w, h, t, out, outLen, err, errLen)
         }
     }
 
@@ -33,8 +33,9 @@ public enum ImageEncoder {
             throw ImageCodecError.tooLarge(width: rows.width, height: rows.height, limit: jpegMaxSide)
         }
         let q = Int32(min(max(quality, 1), 100))
-        return try run(rows, sizeLimit: jpegMaxSide) { rgb, w, h, out, outLen, err, errLen in
-            sc_jpeg_encode(rgb, w, h, q, out, outLen, err, errLen)
+        let rgb = interleavedRGB8(rows)
+        return try run(rows, sizeLimit: jpegMaxSide) { w, h, out, outLen, err, errLen in
+            rgb.withUnsafeBufferPointer { sc_jpeg_encode($0.baseAddress!, w, h, q, out, outLen, err, errLen) }
         }
     }
 
@@ -81,7 +82,7 @@ public enum ImageEncoder {
         }
     }
 
-    private typealias EncodeFn = (UnsafePointer<UInt8>, UInt32, UInt32,
+    private typealias EncodeFn = (UInt32, UInt32,
                                   UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
                                   UnsafeMutablePointer<Int>, UnsafeMutablePointer<CChar>, Int) -> Int32
 
@@ -89,15 +90,12 @@ public enum ImageEncoder {
     private static func run(_ image: PlanarRows, sizeLimit: Int, _ encode: EncodeFn) throws -> [UInt8] {
         precondition(image.width > 0 && image.height > 0, "cannot encode an empty \(image.width)x\(image.height) image")
         precondition(image.width <= Int(Int32.max) && image.height <= Int(Int32.max), "image side over 2^31-1")
-        let rgb = interleavedRGB8(image)
         var out: UnsafeMutablePointer<UInt8>? = nil
         var outLen = 0
         var err = [CChar](repeating: 0, count: 256)
         let errLen = err.count
-        let status: Int32 = rgb.withUnsafeBufferPointer { src in
-            err.withUnsafeMutableBufferPointer { e in
-                encode(src.baseAddress!, UInt32(image.width), UInt32(image.height), &out, &outLen, e.baseAddress!, errLen)
-            }
+        let status: Int32 = err.withUnsafeMutableBufferPointer { e in
+            encode(UInt32(image.width), UInt32(image.height), &out, &outLen, e.baseAddress!, errLen)
         }
         defer { sc_free(out) }
         guard status == SC_OK, let out else {

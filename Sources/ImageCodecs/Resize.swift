@@ -51,31 +51,18 @@ extension PlanarImage {
     private func resampledVertically(to outH: Int, filter: ResizeFilter) -> PlanarImage {
         let k = ResampleKernel(inSize: height, outSize: outH, filter: filter)
         let w = width, h = height
+        var taps = [UnsafePointer<Float>](repeating: UnsafePointer(bitPattern: 1)!, count: max(k.stride, 1))
         let out = [Float](unsafeUninitializedCapacity: 3 * w * outH) { buf, count in
             pixels.withUnsafeBufferPointer { src in
                 k.weights.withUnsafeBufferPointer { wts in
-                    let s = src.baseAddress!, d = buf.baseAddress!, wp = wts.baseAddress!
-                    for p in 0..<3 {
-                        let sp = s + p * w * h, dp = d + p * w * outH
-                        for y in 0..<outH {
-                            // Eight columns at a time summed over every tap in registers: one
-                            // write per output value however many taps there are.
-                            let drow = dp + y * w, srow0 = sp + k.starts[y] * w
-                            let taps = k.counts[y], wy = wp + y * k.stride
-                            var x = 0
-                            while x + 8 <= w {
-                                var acc = SIMD8<Float>(repeating: wy[0]) * load8(srow0 + x)
-                                for t in 1..<max(taps, 1) {
-                                    acc += SIMD8<Float>(repeating: wy[t]) * load8(srow0 + t * w + x)
-                                }
-                                store8(acc, drow + x)
-                                x += 8
-                            }
-                            while x < w {
-                                var acc: Float = 0
-                                for t in 0..<taps { acc += wy[t] * srow0[t * w + x] }
-                                drow[x] = acc
-                                x += 1
+                    taps.withUnsafeMutableBufferPointer { tapRows in
+                        let s = src.baseAddress!, d = buf.baseAddress!, wp = wts.baseAddress!
+                        for p in 0..<3 {
+                            let sp = s + p * w * h, dp = d + p * w * outH
+                            for y in 0..<outH {
+                                for t in 0..<k.counts[y] { tapRows[t] = UnsafePointer(sp + (k.starts[y] + t) * w) }
+                                resampleRowVertically(tapRows.baseAddress!, count: k.counts[y], weights: wp + y * k.stride,
+                                                      width: w, into: dp + y * w)
                             }
                         }
                     }
@@ -87,37 +74,68 @@ extension PlanarImage {
     }
 
     private func resampledHorizontally(to outW: Int, filter: ResizeFilter) -> PlanarImage {
-        let k = ResampleKernel(inSize: width, outSize: outW, filter: filter)
+        let k = HorizontalKernel(ResampleKernel(inSize: width, outSize: outW, filter: filter))
         let w = width, rows = 3 * height // the three planes are just 3*height rows here
-        // Each output is a dot product of its taps, zero-padded to whole vectors of eight: one
-        // vector multiply per eight taps where the padded window stays inside the row.
-        let lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
-        var padded = [Float](repeating: 0, count: outW * lanes)
-        for x in 0..<outW {
-            for t in 0..<k.counts[x] { padded[x * lanes + t] = k.weights[x * k.stride + t] }
-        }
         let out = [Float](unsafeUninitializedCapacity: rows * outW) { buf, count in
             pixels.withUnsafeBufferPointer { src in
-                padded.withUnsafeBufferPointer { wts in
-                    k.starts.withUnsafeBufferPointer { starts in
-                        k.counts.withUnsafeBufferPointer { counts in
-                            let s = src.baseAddress!, d = buf.baseAddress!, wp = wts.baseAddress!
-                            for r in 0..<rows {
-                                let srow = s + r * w, drow = d + r * outW
-                                for x in 0..<outW {
-                                    let sx = srow + starts[x], wx = wp + x * lanes
-                                    if starts[x] + lanes <= w {
-                                        var acc = load8(sx) * load8(wx)
-                                        var t = 8
-                                        while t < lanes {
-                                            acc += load8(sx + t) * load8(wx + t)
-                                            t += 8
+                k.withPointers { kp in
+                    let s = src.baseAddress!, d = buf.baseAddress!
+                    for r in 0..<rows { kp.resampleRow(s + r * w, width: w, into: d + r * outW) }
+                }
+            }
+            count = rows * outW
+        }
+        return PlanarImage(width: outW, height: height, pixels: out)
+    }
+
+    /// What `PlanarImage(interleaved 8-bit RGB, each sample v as levels[v]).resized(width:height:filter:)`
+    /// gives, value for value, when both sides shrink, without the full-size float planes or the
+    /// half-resized intermediate: source rows are converted to floats as the vertical filter first
+    /// reaches them, into a ring of as many rows as the filter has taps, and each output row is
+    /// filtered vertically and then horizontally by the same row kernels `resized` uses.
+    /// Returns nil when the sizes do not shrink on both axes.
+    static func downscaled(interleavedRGB8 src: UnsafePointer<UInt8>, width w: Int, height h: Int,
+                           levels: UnsafePointer<Float>, toWidth outW: Int, height outH: Int,
+                           filter: ResizeFilter) -> PlanarImage? {
+        guard outW > 0, outH > 0, outW < w, outH < h else { return nil }
+        let kv = ResampleKernel(inSize: h, outSize: outH, filter: filter)
+        // The ring holds the last `ringRows` converted rows; it suffices when each output row's
+        // taps start no earlier than the previous row's (true of these kernels; checked anyway).
+        for y in 1..<outH where kv.starts[y] < kv.starts[y - 1] { return nil }
+        let ringRows = kv.counts.max() ?? 1
+        let kh = HorizontalKernel(ResampleKernel(inSize: w, outSize: outW, filter: filter))
+        var ring = [Float](repeating: 0, count: 3 * ringRows * w)
+        var column = [Float](repeating: 0, count: w)
+        var taps = [UnsafePointer<Float>](repeating: UnsafePointer(bitPattern: 1)!, count: ringRows)
+        let out = [Float](unsafeUninitializedCapacity: 3 * outW * outH) { buf, count in
+            ring.withUnsafeMutableBufferPointer { ringBuf in
+                column.withUnsafeMutableBufferPointer { columnBuf in
+                    taps.withUnsafeMutableBufferPointer { tapRows in
+                        kv.weights.withUnsafeBufferPointer { wv in
+                            kh.withPointers { kp in
+                                let r = ringBuf.baseAddress!, tmp = columnBuf.baseAddress!, d = buf.baseAddress!
+                                func slot(_ p: Int, _ row: Int) -> UnsafeMutablePointer<Float> {
+                                    r + (p * ringRows + row % ringRows) * w
+                                }
+                                var converted = 0 // source rows [0, converted) have been through the ring
+                                for y in 0..<outH {
+                                    let first = kv.starts[y], n = kv.counts[y]
+                                    while converted < first + n {
+                                        var s = src + converted * w * 3 // advanced, not indexed: no overflow checks
+                                        let rr = slot(0, converted), gg = slot(1, converted), bb = slot(2, converted)
+                                        for x in 0..<w {
+                                            rr[x] = levels[Int(s[0])]
+                                            gg[x] = levels[Int(s[1])]
+                                            bb[x] = levels[Int(s[2])]
+                                            s += 3
                                         }
-                                        drow[x] = acc.sum()
-                                    } else {
-                                        var acc: Float = 0
-                                        for t in 0..<counts[x] { acc += wx[t] * sx[t] }
-                                        drow[x] = acc
+                                        converted += 1
+                                    }
+                                    for p in 0..<3 {
+                                        for t in 0..<n { tapRows[t] = UnsafePointer(slot(p, first + t)) }
+                                        resampleRowVertically(tapRows.baseAddress!, count: n, weights: wv.baseAddress! + y * kv.stride,
+                                                              width: w, into: tmp)
+                                        kp.resampleRow(tmp, width: w, into: d + (p * outH + y) * outW)
                                     }
                                 }
                             }
@@ -125,9 +143,95 @@ extension PlanarImage {
                     }
                 }
             }
-            count = rows * outW
+            count = 3 * outW * outH
         }
-        return PlanarImage(width: outW, height: height, pixels: out)
+        return PlanarImage(width: outW, height: outH, pixels: out)
+    }
+}
+
+/// One output row of the vertical pass: `into[x]` = the sum over the `count` taps of
+/// weights[t] * rows[t][x], for x in 0..<width. Eight columns at a time are summed over every
+/// tap in registers: one write per output value however many taps there are.
+@inline(__always)
+private func resampleRowVertically(_ rows: UnsafePointer<UnsafePointer<Float>>, count taps: Int,
+                                   weights wy: UnsafePointer<Float>, width w: Int, into drow: UnsafeMutablePointer<Float>) {
+    var x = 0
+    while x + 8 <= w {
+        var acc = SIMD8<Float>(repeating: wy[0]) * load8(rows[0] + x)
+        for t in 1..<max(taps, 1) {
+            acc += SIMD8<Float>(repeating: wy[t]) * load8(rows[t] + x)
+        }
+        store8(acc, drow + x)
+        x += 8
+    }
+    while x < w {
+        var acc: Float = 0
+        for t in 0..<taps { acc += wy[t] * rows[t][x] }
+        drow[x] = acc
+        x += 1
+    }
+}
+
+/// A `ResampleKernel` for the horizontal pass: each output is a dot product of its taps,
+/// zero-padded to whole vectors of eight, so there is one vector multiply per eight taps where
+/// the padded window stays inside the row.
+private struct HorizontalKernel {
+    let outSize: Int
+    let lanes: Int
+    let padded: [Float]
+    let starts: [Int]
+    let counts: [Int]
+
+    init(_ k: ResampleKernel) {
+        outSize = k.counts.count
+        lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
+        var padded = [Float](repeating: 0, count: outSize * lanes)
+        for x in 0..<outSize {
+            for t in 0..<k.counts[x] { padded[x * lanes + t] = k.weights[x * k.stride + t] }
+        }
+        self.padded = padded
+        starts = k.starts
+        counts = k.counts
+    }
+
+    struct Pointers {
+        let outSize: Int
+        let lanes: Int
+        let padded: UnsafePointer<Float>
+        let starts: UnsafePointer<Int>
+        let counts: UnsafePointer<Int>
+
+        /// Resamples one row of `width` values into `outSize` values.
+        @inline(__always)
+        func resampleRow(_ srow: UnsafePointer<Float>, width w: Int, into drow: UnsafeMutablePointer<Float>) {
+            for x in 0..<outSize {
+                let sx = srow + starts[x], wx = padded + x * lanes
+                if starts[x] + lanes <= w {
+                    var acc = load8(sx) * load8(wx)
+                    var t = 8
+                    while t < lanes {
+                        acc += load8(sx + t) * load8(wx + t)
+                        t += 8
+                    }
+                    drow[x] = acc.sum()
+                } else {
+                    var acc: Float = 0
+                    for t in 0..<counts[x] { acc += wx[t] * sx[t] }
+                    drow[x] = acc
+                }
+            }
+        }
+    }
+
+    func withPointers<T>(_ body: (Pointers) throws -> T) rethrows -> T {
+        try padded.withUnsafeBufferPointer { p in
+            try starts.withUnsafeBufferPointer { s in
+                try counts.withUnsafeBufferPointer { c in
+                    try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!, starts: s.baseAddress!,
+                                      counts: c.baseAddress!))
+                }
+            }
+        }
     }
 }
 

@@ -65,6 +65,37 @@ final class PNGEncoderTests: XCTestCase {
         }
     }
 
+    /// Each band quantises its own rows (and the row above its first one, for the filter): planes
+    /// with values between levels, read with a row stride wider than the image as from a tensor,
+    /// decode to `quantize` of every value on any number of threads, the same bytes every time.
+    func testBandsQuantiseTheirRowsFromStridedPlanes() throws {
+        let (w, h, stride) = (301, 257, 320)
+        var state: UInt64 = 11
+        let planes = (0..<(3 * stride * h)).map { _ -> Float in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24) * 1.2 - 0.1 // some below 0 and above 1
+        }
+        var expected = [Float](repeating: 0, count: 3 * w * h)
+        for p in 0..<3 {
+            for y in 0..<h {
+                for x in 0..<w {
+                    expected[(p * h + y) * w + x] = Float(ImageEncoder.quantize(planes[(p * h + y) * stride + x])) / 255
+                }
+            }
+        }
+        let pngs = try planes.withUnsafeBufferPointer { buf in
+            let base = buf.baseAddress!
+            let rows = PlanarRows(width: w, height: h, rowStride: stride, red: base, green: base + stride * h,
+                                  blue: base + 2 * stride * h)
+            return try [1, 2, 3, 8].map { try ImageEncoder.png(rows, threads: $0) }
+        }
+        for (png, threads) in zip(pngs, [1, 2, 3, 8]) {
+            XCTAssertTrue(try ImageDecoder.decode(png) == PlanarImage(width: w, height: h, pixels: expected), "\(threads) threads")
+        }
+        XCTAssertEqual(chunkTypes(pngs[0]), ["IHDR", "IDAT", "IEND"])
+        XCTAssertEqual(chunkTypes(pngs[1]).filter { $0 == "IDAT" }.count, 2)
+    }
+
     func testBandsAreIDATChunksOfOneStandardPNG() throws {
         let img = Self.texture(width: 700, height: 500, seed: 7)
         let one = try ImageEncoder.png(img, threads: 1)

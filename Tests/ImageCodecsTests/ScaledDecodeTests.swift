@@ -62,6 +62,32 @@ final class ScaledDecodeTests: XCTestCase {
         XCTAssertTrue(try ImageDecoder.decode(png, fittingTo: 100) == ImageDecoder.decode(png).resized(toFit: 100))
     }
 
+    /// An 8-bit image that shrinks is resized straight from its decoded bytes: the same values,
+    /// bit for bit, as the full decode resized, whatever the sizes and filter.
+    func testAShrinkingEightBitDecodeIsExactlyTheFullDecodeResized() throws {
+        for (w, h, side) in [(1024, 1024, 512), (257, 999, 300), (999, 257, 300), (300, 200, 299), (640, 480, 7),
+                             (1000, 3, 500), (1001, 1, 500), (37, 1000, 64)] {
+            let png = try ImageEncoder.png(PNGEncoderTests.texture(width: w, height: h, seed: UInt64(w * h)))
+            let full = try ImageDecoder.decode(png)
+            for filter in [ResizeFilter.bicubic, .area] {
+                let fitted = try ImageDecoder.decode(png, fittingTo: side, filter: filter)
+                let expected = full.resized(toFit: side, filter: filter)
+                XCTAssertEqual([fitted.width, fitted.height], [expected.width, expected.height], "\(w)x\(h) to \(side)")
+                XCTAssertTrue(fitted.pixels.map(\.bitPattern) == expected.pixels.map(\.bitPattern),
+                              "\(w)x\(h) to \(side), \(filter): values differ from the full decode resized")
+            }
+        }
+        // A JPEG decoded at a quarter scale (501x334) and then resized the same way.
+        let jpeg = try photo(width: 2001, height: 1333)
+        let quarter = try ImageDecoder.decode(jpeg, format: .jpeg, maxPixels: ImageDecoder.defaultMaxPixels, atLeast: (500, 333))
+        XCTAssertEqual([quarter.width, quarter.height], [501, 334])
+        XCTAssertTrue(try ImageDecoder.decode(jpeg, fittingTo: 500).pixels.map(\.bitPattern)
+                      == quarter.resized(width: 500, height: 333).pixels.map(\.bitPattern))
+        // 16-bit samples take the float planes first and give the same as before.
+        let deep = try fixture("rgb16.png")
+        XCTAssertTrue(try ImageDecoder.decode(deep, fittingTo: 5) == ImageDecoder.decode(deep).resized(toFit: 5))
+    }
+
     func testTheEXIFOrientationIsAppliedBeforeFitting() throws {
         // A rotate-90 EXIF segment put in front of a 1600x1000 JPEG: displayed 1000x1600.
         let plain = try photo(width: 1600, height: 1000)

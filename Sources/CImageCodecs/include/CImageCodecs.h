@@ -76,11 +76,14 @@ int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_
 int sc_jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_width,
                           uint32_t min_height, sc_image *out, char *err, size_t errlen);
 
-/* Encode packed 8-bit RGB (stride width*3). On success *out is malloc'd (free with sc_free)
- * and holds *outlen bytes. PNG: Paeth filter on every row, zlib's run-length strategy, horizontal
- * bands deflated on up to `threads` threads into one standard zlib stream.
- * JPEG: `quality` 1...100, optimised Huffman tables, 4:4:4 chroma at quality >= 90, else 4:2:0. */
-int sc_png_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int threads,
+/* Encode as 8-bit RGB. On success *out is malloc'd (free with sc_free) and holds *outlen bytes.
+ * PNG: float planes (row y of a plane starts y * row_stride values in), each value quantised as
+ * sc_quantize_rgb8 does; Paeth filter on every row, zlib's run-length strategy, horizontal bands
+ * quantised and deflated on up to `threads` threads into one standard zlib stream.
+ * JPEG: packed 8-bit RGB (stride width*3), `quality` 1...100, optimised Huffman tables, 4:4:4
+ * chroma at quality >= 90, else 4:2:0. */
+int sc_png_encode(const float *red, const float *green, const float *blue, size_t row_stride,
+                  uint32_t width, uint32_t height, int threads,
                   uint8_t **out, size_t *outlen, char *err, size_t errlen);
 int sc_jpeg_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int quality,
                    uint8_t **out, size_t *outlen, char *err, size_t errlen);
