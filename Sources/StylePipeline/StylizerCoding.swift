@@ -45,13 +45,8 @@ extension Stylizer {
         regionMask(try decode(bytes, input: input, maxPixels: maxPixels))
     }
 
-    /// Encodes the result in the requested format (PNG on every core).
-    public static func encode(_ image: PlanarImage, options: StylizeOptions) throws -> [UInt8] {
-        options.format == .jpeg ? try ImageEncoder.jpeg(image, quality: options.jpegQuality) : try ImageEncoder.png(image)
-    }
-
-    /// Encodes a stylization's picture as `encode(result.image, options:)` does, byte for byte,
-    /// reading it straight from the network's output (no cropped copy in between).
+    /// Encodes a stylization's picture in the requested format (PNG on every core), reading it
+    /// straight from the network's output: no cropped copy in between.
     public static func encode(_ result: StylizeResult, options: StylizeOptions) throws -> [UInt8] {
         try result.withRows { rows in
             options.format == .jpeg ? try ImageEncoder.jpeg(rows, quality: options.jpegQuality) : try ImageEncoder.png(rows)

@@ -97,7 +97,7 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
         ctx.isCanceled = { progress.isCanceled }
         // Progress reaches the job system from a serial queue: persisting it (a record save with
         // fsync, a few times a second) must not stall the engine between two layers. Reports are
-        // spaced at least `progressInterval` apart (the first and the last always go): each one
+        // spaced at least `progressInterval` apart (the first, and one reaching 1, always go): each one
         // wakes the queue's thread and every watcher of the job, and one wake per layer takes a
         // core from the engine's threads. A test hook sees every layer, after any report made.
         let reports = DispatchQueue(label: "stylist.job-progress")

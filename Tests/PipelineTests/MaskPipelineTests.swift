@@ -30,7 +30,7 @@ final class MaskPipelineTests: XCTestCase {
         let result = try Stylizer(network: catalog.network(named: meta["model"]!))
             .stylize(content: try image(name, "content"), styles: styleImages.map { .image($0) },
                      mask: maskImage.map(Stylizer.regionMask), options: options)
-        return try ImageDecoder.decode(try Stylizer.encode(result.image, options: options))
+        return try ImageDecoder.decode(try Stylizer.encode(result, options: options))
     }
 
     /// Each golden mask case's PNGs (content, two styles, mask) through the pipeline: within 2 levels.
@@ -68,7 +68,7 @@ final class MaskPipelineTests: XCTestCase {
                 options.alpha = Float(meta["alpha"]!)!
                 let single = try Stylizer(network: catalog.network(named: meta["model"]!))
                     .stylize(content: content, styles: [.image(style)], options: options)
-                let decoded = try ImageDecoder.decode(try Stylizer.encode(single.image, options: options))
+                let decoded = try ImageDecoder.decode(try Stylizer.encode(single, options: options))
                 XCTAssertLessThanOrEqual(worstLevels(masked, decoded), 1.01, "\(name) fill \(fill)")
             }
         }

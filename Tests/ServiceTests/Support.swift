@@ -158,7 +158,7 @@ class ServiceTestCase: XCTestCase {
         let result = try Stylizer(network: network).stylize(
             content: try Stylizer.decode(content, input: "content"),
             styles: try styles.map { .image(try Stylizer.decode($0, input: "style")) }, options: options)
-        return try ImageDecoder.decode(try Stylizer.encode(result.image, options: options))
+        return try ImageDecoder.decode(try Stylizer.encode(result, options: options))
     }
 
     func assertSamePixels(_ a: PlanarImage, _ b: PlanarImage, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
