@@ -193,7 +193,9 @@ function showJob(job) {
   else if (job.status === 'succeeded') setStatus('Done.');
   else if (job.status === 'failed') setStatus('The job failed.');
   else if (job.status === 'canceled') setStatus('Canceled.');
-  setState(job.status);
+  // A terminal state is set by `finished` (for a success, once the result is shown), so the page
+  // never reads "succeeded" while the result is still loading.
+  if (!terminal(job.status)) setState(job.status);
 }
 
 const terminal = (s) => s === 'succeeded' || s === 'failed' || s === 'canceled';
@@ -290,7 +292,7 @@ async function cancelJob() {
   try {
     const r = await api('/v1/jobs/' + id, { method: 'DELETE' });
     if (!r.ok) { await showProblem(r); return; }
-    if (r.status === 200) { const job = await r.json(); stopFollowing(); showJob(job); $('submit').disabled = false; }
+    if (r.status === 200) { const job = await r.json(); stopFollowing(); showJob(job); setState(job.status); $('submit').disabled = false; }
     // 202: the running job stops at its next layer; the event stream reports "canceled".
   } catch (err) { showError('Cannot reach the server', String(err)); }
 }
