@@ -66,21 +66,34 @@ public enum ImageEncoder {
     }
 
     /// `interleavedRGB8` of planes held elsewhere, row by row (a row stride may exceed the width).
+    /// A large image is split into bands of rows quantised on every core at once.
     public static func interleavedRGB8(_ rows: PlanarRows) -> [UInt8] {
         let w = rows.width, h = rows.height
         return [UInt8](unsafeUninitializedCapacity: 3 * w * h) { out, count in
             guard w > 0, h > 0, let d = out.baseAddress else { count = 0; return }
-            if rows.rowStride == w {
-                sc_quantize_rgb8(rows.red, rows.green, rows.blue, w * h, d)
-            } else {
-                for y in 0..<h {
-                    let at = y * rows.rowStride
-                    sc_quantize_rgb8(rows.red + at, rows.green + at, rows.blue + at, w, d + 3 * w * y)
+            func quantize(_ ys: Range<Int>) {
+                if rows.rowStride == w {
+                    let at = ys.lowerBound * w
+                    sc_quantize_rgb8(rows.red + at, rows.green + at, rows.blue + at, w * ys.count, d + 3 * at)
+                } else {
+                    for y in ys {
+                        let at = y * rows.rowStride
+                        sc_quantize_rgb8(rows.red + at, rows.green + at, rows.blue + at, w, d + 3 * w * y)
+                    }
                 }
+            }
+            let bands = min(ProcessInfo.processInfo.activeProcessorCount, max(1, w * h / quantizeBandPixels), h)
+            if bands <= 1 {
+                quantize(0..<h)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: bands) { i in quantize(h * i / bands..<h * (i + 1) / bands) }
             }
             count = 3 * w * h
         }
     }
+
+    /// The fewest pixels worth quantising on another core.
+    private static let quantizeBandPixels = 1 << 16
 
     private typealias EncodeFn = (UInt32, UInt32,
                                   UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,

@@ -190,15 +190,16 @@ public struct Stylizer: Sendable {
     }
 
     /// The image as a 3-channel tensor, reflection-padded at the bottom and right to the given size.
+    /// The rows are copied on every core: a copy this size is bound by one core's memory bandwidth.
     static func tensor(_ image: PlanarImage, padToHeight ph: Int? = nil, width pw: Int? = nil) -> Tensor {
         let h = image.height, w = image.width
         let th = ph ?? h, tw = pw ?? w
         let t = Tensor(channels: 3, height: th, width: tw)
         image.pixels.withUnsafeBufferPointer { src in
-            for c in 0..<3 {
-                for y in 0..<th {
-                    let sy = reflect(y, h)
-                    let row = src.baseAddress! + (c * h + sy) * w
+            Parallel.forRanges(3 * th, minChunk: 64) { rows in
+                for i in rows {
+                    let c = i / th, y = i % th
+                    let row = src.baseAddress! + (c * h + reflect(y, h)) * w
                     let dst = t.plane(c) + y * tw
                     dst.update(from: row, count: w)
                     for x in w..<tw { dst[x] = row[reflect(x, w)] }

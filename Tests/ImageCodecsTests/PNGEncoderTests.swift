@@ -55,6 +55,33 @@ final class PNGEncoderTests: XCTestCase {
         }
     }
 
+    /// An image large enough to be quantised in bands on several cores gives `quantize` of every
+    /// value at its own place, from contiguous planes and from planes with a wider row stride.
+    func testBandedInterleavingPutsEveryRowInPlace() {
+        let (w, h) = (611, 397)
+        for stride in [w, w + 13] {
+            var state: UInt64 = UInt64(stride)
+            let planes = (0..<(3 * stride * h)).map { _ -> Float in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Float(state >> 40) / Float(1 << 24) * 1.2 - 0.1
+            }
+            let bytes = planes.withUnsafeBufferPointer { p in
+                ImageEncoder.interleavedRGB8(PlanarRows(width: w, height: h, rowStride: stride, red: p.baseAddress!,
+                                                        green: p.baseAddress! + stride * h, blue: p.baseAddress! + 2 * stride * h))
+            }
+            XCTAssertEqual(bytes.count, 3 * w * h)
+            var mismatches = 0
+            for c in 0..<3 {
+                for y in 0..<h {
+                    for x in 0..<w where bytes[3 * (y * w + x) + c] != ImageEncoder.quantize(planes[(c * h + y) * stride + x]) {
+                        mismatches += 1
+                    }
+                }
+            }
+            XCTAssertEqual(mismatches, 0, "row stride \(stride)")
+        }
+    }
+
     func testEveryThreadCountGivesAnExactRoundTrip() throws {
         for (w, h) in [(700, 500), (513, 1), (1, 700), (300, 2)] {
             let img = Self.texture(width: w, height: h, seed: UInt64(w * h))
