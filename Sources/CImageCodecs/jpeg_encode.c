@@ -82,7 +82,10 @@ int sc_jpeg_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int qual
     ctx->cinfo.in_color_space = JCS_RGB;
     jpeg_set_defaults(&ctx->cinfo);
     jpeg_set_quality(&ctx->cinfo, q, TRUE);
-    ctx->cinfo.optimize_coding = TRUE;
+    /* The standard Huffman tables, not per-image ones: optimising them buffers every coefficient
+     * and codes the image twice, which triples the encode time for files a few percent smaller
+     * (BENCHMARKS.md, end-to-end section). The pixels are the same either way. */
+    ctx->cinfo.optimize_coding = FALSE;
     ctx->cinfo.dct_method = JDCT_ISLOW;
     if (q >= 90) {
         /* Full-resolution chroma: at high quality 4:2:0 would be the dominant loss. */
