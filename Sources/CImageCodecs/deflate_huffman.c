@@ -55,11 +55,12 @@ static inline void sc_put_bits(sc_deflate_writer *w, uint64_t value, unsigned co
     w->bit_count += count;
 }
 
-/* Writes the whole pending bytes (8 bytes are stored: the output has that much slack). */
+/* Writes the whole pending bytes (8 bytes are stored: the output has that much slack). At most
+ * 63 bits may be pending. */
 static inline void sc_flush_bits(sc_deflate_writer *w) {
     sc_store64le(w->out, w->bits);
     w->out += w->bit_count >> 3;
-    w->bits = (w->bit_count & ~7U) == 64 ? 0 : w->bits >> (w->bit_count & ~7U);
+    w->bits >>= w->bit_count & ~7U; /* bit_count < 64 */
     w->bit_count &= 7;
 }
 
@@ -206,6 +207,27 @@ static inline unsigned sc_run_at(const uint8_t *in, size_t n, size_t i) {
     return (unsigned)length;
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* Bit k (k < 16) set when a run starts at i + k, as sc_run_at sees it: in[i+k .. i+k+MIN_RUN-1]
+ * all equal in[i+k-1]. Needs i >= 1 and i + 32 <= n. Most of a textured picture has no run, so
+ * 16 literals at a time are told apart from runs with a few vector instructions. */
+static inline uint32_t sc_run_starts16(const uint8_t *in, size_t i) {
+#if defined(__SSE2__)
+    const __m128i lo = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(in + i)), _mm_loadu_si128((const __m128i *)(in + i - 1)));
+    const __m128i hi = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(in + i + 16)), _mm_loadu_si128((const __m128i *)(in + i + 15)));
+    const uint32_t same = (uint32_t)_mm_movemask_epi8(lo) | (uint32_t)_mm_movemask_epi8(hi) << 16;
+#else
+    uint32_t same = 0;
+    for (unsigned k = 0; k < 32; k++) same |= (uint32_t)(in[i + k] == in[i + k - 1]) << k;
+#endif
+    uint32_t starts = same;
+    for (unsigned k = 1; k < SC_DEFLATE_MIN_RUN; k++) starts &= same >> k;
+    return starts & 0xffff;
+}
+
 typedef struct {
     uint32_t litlen[SC_DEFLATE_LITLEN_SYMBOLS];
     uint64_t extra_bits; /* of the run lengths */
@@ -217,20 +239,39 @@ static void sc_count_symbols(const uint8_t *in, size_t n, sc_block_stats *st) {
     /* Four tables for literals, so that equal neighbouring bytes do not wait on each other. */
     uint32_t lit[4][256];
     memset(lit, 0, sizeof lit);
-    size_t i = 0;
-    if (n > 0) lit[0][in[i++]]++;
+    lit[0][in[0]]++;
+    size_t i = 1;
     while (i < n) {
-        const unsigned run = sc_run_at(in, n, i);
-        if (run) {
-            const unsigned slot = sc_length_slot(run);
-            st->litlen[257 + slot]++;
-            st->extra_bits += sc_length_extra[slot];
-            st->runs++;
-            i += run;
+        unsigned run = 0;
+        if (i + 32 <= n) {
+            const uint32_t starts = sc_run_starts16(in, i);
+            if (!starts) {
+                const uint8_t *p = in + i;
+                for (unsigned k = 0; k < 16; k += 4) {
+                    lit[0][p[k]]++;
+                    lit[1][p[k + 1]]++;
+                    lit[2][p[k + 2]]++;
+                    lit[3][p[k + 3]]++;
+                }
+                i += 16;
+                continue;
+            }
+            const unsigned literals = (unsigned)__builtin_ctz(starts);
+            for (unsigned k = 0; k < literals; k++) lit[k & 3][in[i + k]]++;
+            i += literals;
+            run = sc_run_at(in, n, i);
         } else {
-            lit[i & 3][in[i]]++;
-            i++;
+            run = sc_run_at(in, n, i);
+            if (!run) {
+                lit[0][in[i++]]++;
+                continue;
+            }
         }
+        const unsigned slot = sc_length_slot(run);
+        st->litlen[257 + slot]++;
+        st->extra_bits += sc_length_extra[slot];
+        st->runs++;
+        i += run;
     }
     for (int s = 0; s < 256; s++) st->litlen[s] = lit[0][s] + lit[1][s] + lit[2][s] + lit[3][s];
     st->litlen[SC_DEFLATE_END_OF_BLOCK] = 1;
@@ -344,29 +385,66 @@ static void sc_write_block(sc_deflate_writer *w, const uint8_t *in, size_t n, in
         sc_flush_bits(w);
     }
 
-    /* The data: the same tokens as counted. Up to three literals (45 bits) between flushes. */
-    size_t i = 0;
-    sc_put_bits(w, codes[in[0]], lengths[in[0]]);
-    i = 1;
+    /* The data: the same tokens as counted. Codes and lengths in one table entry; at most three
+     * literals (45 bits) between flushes. The writer is copied to a local, whose fields then stay
+     * in registers (the output bytes could alias the caller's writer). */
+    sc_deflate_writer local = *w, *const caller = w;
+    w = &local;
+    uint32_t table[SC_DEFLATE_LITLEN_SYMBOLS];
+    for (size_t s = 0; s < SC_DEFLATE_LITLEN_SYMBOLS; s++) table[s] = codes[s] | (uint32_t)lengths[s] << 16;
+#define SC_PUT_LITERAL(byte)                                                                         \
+    do {                                                                                             \
+        const uint32_t e = table[(byte)];                                                            \
+        w->bits |= (uint64_t)(e & 0xffff) << w->bit_count;                                           \
+        w->bit_count += e >> 16;                                                                     \
+    } while (0)
+    SC_PUT_LITERAL(in[0]);
+    size_t i = 1;
     while (i < n) {
-        const unsigned run = sc_run_at(in, n, i);
-        if (run) {
-            const unsigned slot = sc_length_slot(run);
-            sc_flush_bits(w);
-            sc_put_bits(w, codes[257 + slot], lengths[257 + slot]);
-            sc_put_bits(w, run - sc_length_base[slot], sc_length_extra[slot]);
-            sc_put_bits(w, 0, 1); /* distance code 0: distance 1 */
-            sc_flush_bits(w);
-            i += run;
+        unsigned run = 0;
+        if (i + 32 <= n) {
+            const uint32_t starts = sc_run_starts16(in, i);
+            if (!starts) {
+                const uint8_t *p = in + i;
+                for (unsigned k = 0; k < 15; k += 3) {
+                    sc_flush_bits(w);
+                    SC_PUT_LITERAL(p[k]);
+                    SC_PUT_LITERAL(p[k + 1]);
+                    SC_PUT_LITERAL(p[k + 2]);
+                }
+                sc_flush_bits(w);
+                SC_PUT_LITERAL(p[15]);
+                i += 16;
+                continue;
+            }
+            const unsigned literals = (unsigned)__builtin_ctz(starts);
+            for (unsigned k = 0; k < literals; k++) {
+                sc_flush_bits(w);
+                SC_PUT_LITERAL(in[i + k]);
+            }
+            i += literals;
+            run = sc_run_at(in, n, i);
         } else {
-            sc_put_bits(w, codes[in[i]], lengths[in[i]]);
-            i++;
-            if (w->bit_count > 56 - 15) sc_flush_bits(w);
+            run = sc_run_at(in, n, i);
+            if (!run) {
+                sc_flush_bits(w);
+                SC_PUT_LITERAL(in[i]);
+                i++;
+                continue;
+            }
         }
+        const unsigned slot = sc_length_slot(run);
+        sc_flush_bits(w);
+        sc_put_bits(w, codes[257 + slot], lengths[257 + slot]);
+        sc_put_bits(w, run - sc_length_base[slot], sc_length_extra[slot]);
+        sc_put_bits(w, 0, 1); /* distance code 0: distance 1 */
+        i += run;
     }
+#undef SC_PUT_LITERAL
     sc_flush_bits(w);
     sc_put_bits(w, codes[SC_DEFLATE_END_OF_BLOCK], lengths[SC_DEFLATE_END_OF_BLOCK]);
     sc_flush_bits(w);
+    *caller = local;
 }
 
 /* --- public (to the PNG encoder) ----------------------------------------------------------- */
