@@ -16,7 +16,9 @@
 #include <stdlib.h>
 
 #define SC_DEFLATE_BLOCK_BYTES (64U << 10) /* input bytes per block: statistics follow the picture */
-#define SC_DEFLATE_MIN_RUN 6               /* shorter runs cost more as a match than as literals */
+/* Runs shorter than this are literals. At most 7: the check reads one 64-bit word. */
+#define SC_DEFLATE_MIN_RUN 6
+_Static_assert(SC_DEFLATE_MIN_RUN >= 3 && SC_DEFLATE_MIN_RUN <= 7, "deflate matches are at least 3 bytes; the run check reads one word");
 #define SC_DEFLATE_MAX_RUN 258
 #define SC_DEFLATE_LITLEN_SYMBOLS 286
 #define SC_DEFLATE_CODELEN_SYMBOLS 19
