@@ -256,7 +256,7 @@ int sc_png_encode(const float *red, const float *green, const float *blue, size_
         *out = png;
         *outlen = (size_t)(p - png);
     } else {
-        sc_set_err(err, errlen, "PNG encoder: ", "out of memory");
+        sc_set_err(err, errlen, "PNG encoder: ", status == SC_ERR_TOO_LARGE ? "image too large" : "out of memory");
     }
     for (uint32_t i = 0; i < job.band_count; i++) free(job.bands[i].chunk);
     free(job.bands);
