@@ -43,12 +43,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        // C shim over libpng + libjpeg-turbo: owns every setjmp/longjmp. zlib writes PNGs;
-        // libdeflate (Debian's libdeflate-dev) inflates the common PNG without libpng.
+        // C shim over libpng + libjpeg-turbo: owns every setjmp/longjmp. Its own deflate writes PNGs;
+        // libdeflate (Debian's libdeflate-dev) inflates the common PNG without libpng and gives the
+        // writer its Adler-32 and CRC-32. zlib is not linked here: only libpng uses it, and brings it.
         .target(
             name: "CImageCodecs",
             cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("z"), .linkedLibrary("deflate")]
+            linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("deflate")]
         ),
         // PNG/JPEG decode and encode, EXIF orientation, resampling, RGB float planes.
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs"], swiftSettings: optimized),

@@ -49,6 +49,26 @@ typedef struct {
 /* Ensures room for `extra` more bytes. Returns 0 on allocation failure. */
 int sc_buffer_reserve(sc_buffer *b, size_t extra);
 
+/* A raw deflate stream being written (deflate_huffman.c), LSB first. */
+typedef struct {
+    uint8_t *out;       /* next byte; at least 8 writable bytes past what is written (slack) */
+    uint64_t bits;      /* pending bits, the first in the lowest position */
+    unsigned bit_count; /* fewer than 8 between calls */
+} sc_deflate_writer;
+
+/* The most bytes sc_deflate_write writes for `n` input bytes (SIZE_MAX if it would overflow). */
+size_t sc_deflate_bound(size_t n);
+
+/* Appends `n` bytes as deflate blocks, the last with BFINAL set when `final`. */
+void sc_deflate_write(sc_deflate_writer *w, const uint8_t *in, size_t n, int final);
+
+/* An empty stored block (5 bytes at most), leaving the stream byte-aligned without ending it, so
+ * that another deflate stream's blocks may follow: zlib's Z_SYNC_FLUSH. */
+void sc_deflate_sync_flush(sc_deflate_writer *w);
+
+/* Pads the final block to a byte boundary and writes the pending bits. */
+void sc_deflate_end(sc_deflate_writer *w);
+
 /* libjpeg error manager that longjmps to `jb` with `status` set and the message in `err`. */
 typedef struct {
     struct jpeg_error_mgr pub;

@@ -217,3 +217,8 @@ int sc_png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image
     }
     return sc_png_run(data, len, 1, max_pixels, out, err, errlen);
 }
+
+int sc_png_decode_libpng(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out,
+                         char *err, size_t errlen) {
+    return sc_png_run(data, len, 1, max_pixels, out, err, errlen);
+}

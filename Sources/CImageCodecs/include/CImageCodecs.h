@@ -1,4 +1,4 @@
-/* CImageCodecs: libpng + libjpeg-turbo (and zlib for PNG output) behind setjmp-safe C functions.
+/* CImageCodecs: libpng + libjpeg-turbo (and our own deflate for PNG output) behind setjmp-safe C functions.
  *
  * Every libpng/libjpeg call happens inside these functions, each of which owns its own
  * setjmp, so a longjmp raised by either library never crosses a Swift frame. All decoding
@@ -70,6 +70,11 @@ int sc_jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, sc_imag
 #define SC_PNG_NOT_FAST (-1)
 int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out);
 
+/* sc_png_decode without the fast path: libpng alone. Public so tests can check a file against
+ * libpng's verdict and pixels. */
+int sc_png_decode_libpng(const uint8_t *data, size_t len, uint64_t max_pixels, sc_image *out,
+                         char *err, size_t errlen);
+
 /* sc_jpeg_decode at the smallest of libjpeg-turbo's IDCT scales 1/8, 1/4, 1/2 and 1 whose output,
  * ceil(side * scale) a side, is still at least min_width x min_height (display orientation: the
  * EXIF orientation is taken into account). The pixel limit applies to the header's size. */
@@ -78,8 +83,8 @@ int sc_jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, 
 
 /* Encode as 8-bit RGB. On success *out is malloc'd (free with sc_free) and holds *outlen bytes.
  * PNG: float planes (row y of a plane starts y * row_stride values in), each value quantised as
- * sc_quantize_rgb8 does; Paeth filter on every row, zlib's run-length strategy, horizontal bands
- * quantised and deflated on up to `threads` threads into one standard zlib stream.
+ * sc_quantize_rgb8 does; Paeth filter on every row, Huffman-coded literals and byte runs,
+ * horizontal bands quantised and deflated on up to `threads` threads into one standard zlib stream.
  * JPEG: packed 8-bit RGB (stride width*3), `quality` 1...100, optimised Huffman tables, 4:4:4
  * chroma at quality >= 90, else 4:2:0. */
 int sc_png_encode(const float *red, const float *green, const float *blue, size_t row_stride,
