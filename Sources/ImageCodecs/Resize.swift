@@ -88,14 +88,14 @@ extension PlanarImage {
         return PlanarImage(width: outW, height: height, pixels: out)
     }
 
-    /// What `PlanarImage(interleaved 8-bit RGB, each sample v as levels[v]).resized(width:height:filter:)`
+    /// What `PlanarImage(interleaved 8-bit RGB, each sample v as v/255).resized(width:height:filter:)`
     /// gives, value for value, when both sides shrink, without the full-size float planes or the
     /// half-resized intermediate: source rows are converted to floats as the vertical filter first
     /// reaches them, into a ring of as many rows as the filter has taps, and each output row is
     /// filtered vertically and then horizontally by the same row kernels `resized` uses.
     /// Returns nil when the sizes do not shrink on both axes.
     static func downscaled(interleavedRGB8 src: UnsafePointer<UInt8>, width w: Int, height h: Int,
-                           levels: UnsafePointer<Float>, toWidth outW: Int, height outH: Int,
+                           toWidth outW: Int, height outH: Int,
                            filter: ResizeFilter) -> PlanarImage? {
         guard outW > 0, outH > 0, outW < w, outH < h else { return nil }
         let kv = ResampleKernel(inSize: h, outSize: outH, filter: filter)
@@ -121,14 +121,8 @@ extension PlanarImage {
                                 for y in 0..<outH {
                                     let first = kv.starts[y], n = kv.counts[y]
                                     while converted < first + n {
-                                        var s = src + converted * w * 3 // advanced, not indexed: no overflow checks
-                                        let rr = slot(0, converted), gg = slot(1, converted), bb = slot(2, converted)
-                                        for x in 0..<w {
-                                            rr[x] = levels[Int(s[0])]
-                                            gg[x] = levels[Int(s[1])]
-                                            bb[x] = levels[Int(s[2])]
-                                            s += 3
-                                        }
+                                        ImageDecoder.convertRGB8Row(src + converted * w * 3, count: w, red: slot(0, converted),
+                                                                    green: slot(1, converted), blue: slot(2, converted))
                                         converted += 1
                                     }
                                     for p in 0..<3 {
@@ -204,22 +198,41 @@ private struct HorizontalKernel {
         /// Resamples one row of `width` values into `outSize` values.
         @inline(__always)
         func resampleRow(_ srow: UnsafePointer<Float>, width w: Int, into drow: UnsafeMutablePointer<Float>) {
-            for x in 0..<outSize {
-                let sx = srow + starts[x], wx = padded + x * lanes
-                if starts[x] + lanes <= w {
-                    var acc = load8(sx) * load8(wx)
-                    var t = 8
-                    while t < lanes {
-                        acc += load8(sx + t) * load8(wx + t)
-                        t += 8
-                    }
-                    drow[x] = acc.sum()
+            var x = 0
+            while x < outSize {
+                // Eight outputs whose padded windows all stay inside the row are reduced together:
+                // summing each one's eight lanes alone is a chain of shuffles and adds per output.
+                var eightFit = x + 8 <= outSize
+                if eightFit { for j in 0..<8 where starts[x + j] + lanes > w { eightFit = false } }
+                if eightFit {
+                    let sums = laneSums(dot(srow, x), dot(srow, x + 1), dot(srow, x + 2), dot(srow, x + 3),
+                                        dot(srow, x + 4), dot(srow, x + 5), dot(srow, x + 6), dot(srow, x + 7))
+                    store8(sums, drow + x)
+                    x += 8
+                } else if starts[x] + lanes <= w {
+                    drow[x] = laneSum(dot(srow, x))
+                    x += 1
                 } else {
+                    let sx = srow + starts[x], wx = padded + x * lanes
                     var acc: Float = 0
                     for t in 0..<counts[x] { acc += wx[t] * sx[t] }
                     drow[x] = acc
+                    x += 1
                 }
             }
+        }
+
+        /// Output x's padded window times its weights, lane by lane: lane j sums taps j, j+8, ...
+        @inline(__always)
+        private func dot(_ srow: UnsafePointer<Float>, _ x: Int) -> SIMD8<Float> {
+            let sx = srow + starts[x], wx = padded + x * lanes
+            var acc = load8(sx) * load8(wx)
+            var t = 8
+            while t < lanes {
+                acc += load8(sx + t) * load8(wx + t)
+                t += 8
+            }
+            return acc
         }
     }
 
@@ -233,6 +246,31 @@ private struct HorizontalKernel {
             }
         }
     }
+}
+
+/// The sum of the eight lanes as a tree, ((v0 + v4) + (v1 + v5)) + ((v2 + v6) + (v3 + v7)): the
+/// order `laneSums` gives each of its eight sums, so that an output has the same value whichever
+/// of the two computes it.
+@inline(__always) private func laneSum(_ v: SIMD8<Float>) -> Float {
+    let halves = v.lowHalf + v.highHalf
+    let pairs = halves.evenHalf + halves.oddHalf
+    return pairs[0] + pairs[1]
+}
+
+/// `laneSum` of eight vectors at once, as one vector: the halves, pairs and final sums of
+/// different vectors share shuffles and adds.
+@inline(__always) private func laneSums(_ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<Float>, _ a3: SIMD8<Float>,
+                                        _ a4: SIMD8<Float>, _ a5: SIMD8<Float>, _ a6: SIMD8<Float>,
+                                        _ a7: SIMD8<Float>) -> SIMD8<Float> {
+    // Each step adds the even lanes to the odd ones of two vectors side by side.
+    @inline(__always) func pairwise(_ x: SIMD4<Float>, _ y: SIMD4<Float>) -> SIMD4<Float> {
+        SIMD4(lowHalf: x.evenHalf, highHalf: y.evenHalf) + SIMD4(lowHalf: x.oddHalf, highHalf: y.oddHalf)
+    }
+    let p01 = pairwise(a0.lowHalf + a0.highHalf, a1.lowHalf + a1.highHalf)
+    let p23 = pairwise(a2.lowHalf + a2.highHalf, a3.lowHalf + a3.highHalf)
+    let p45 = pairwise(a4.lowHalf + a4.highHalf, a5.lowHalf + a5.highHalf)
+    let p67 = pairwise(a6.lowHalf + a6.highHalf, a7.lowHalf + a7.highHalf)
+    return SIMD8(lowHalf: pairwise(p01, p23), highHalf: pairwise(p45, p67))
 }
 
 @inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
