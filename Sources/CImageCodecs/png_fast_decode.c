@@ -47,15 +47,17 @@ static inline __attribute__((always_inline)) sc_v16 sc_select(sc_v16 mask, sc_v1
     return _mm_or_si128(_mm_and_si128(mask, yes), _mm_andnot_si128(mask, no));
 }
 
-/* The Paeth predictor per lane, as the PNG specification defines it: a when pa is the smallest
- * distance, else b when pb is, else c. */
+/* The Paeth predictor per lane, as the PNG specification defines it: a when pa <= pb and
+ * pa <= pc, else b when pb <= pc, else c. `a` is the sample just unfiltered, so everything from
+ * it to the result is the row's dependency chain: the choice between b and c is made from pb and
+ * pc alone, beside the test of pa, which needs only the row above. */
 static inline __attribute__((always_inline)) sc_v16 sc_paeth_v(sc_v16 a, sc_v16 b, sc_v16 c) {
     const sc_v16 pa = sc_abs16(_mm_sub_epi16(b, c));
     const sc_v16 pb_signed = _mm_sub_epi16(a, c);
     const sc_v16 pc = sc_abs16(_mm_add_epi16(_mm_sub_epi16(b, c), pb_signed));
     const sc_v16 pb = sc_abs16(pb_signed);
-    const sc_v16 smallest = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
-    return sc_select(_mm_cmpeq_epi16(pa, smallest), a, sc_select(_mm_cmpeq_epi16(pb, smallest), b, c));
+    const sc_v16 b_or_c = sc_select(_mm_cmpgt_epi16(pb, pc), c, b);
+    return sc_select(_mm_cmpgt_epi16(pa, _mm_min_epi16(pb, pc)), b_or_c, a);
 }
 
 /* The `bpp` (3 or 4) bytes at `p`, little-endian, the rest zero. Put together in a register:
@@ -91,14 +93,16 @@ static inline __attribute__((always_inline)) uint64_t sc_narrow(sc_v16 v) {
     return (uint64_t)_mm_cvtsi128_si64(_mm_packus_epi16(v, v));
 }
 
-static inline __attribute__((always_inline)) sc_v16 sc_low_bytes(sc_v16 v) {
-    return _mm_and_si128(v, _mm_set1_epi16(0xff));
+/* x + p modulo 256 in each 16-bit lane, for lanes holding 0...255: a byte add, so the low byte
+ * wraps and the high byte stays 0 (0 + 0, no carry between bytes) in one instruction. */
+static inline __attribute__((always_inline)) sc_v16 sc_add_mod256(sc_v16 x, sc_v16 p) {
+    return _mm_add_epi8(x, p);
 }
 
 static inline __attribute__((always_inline)) void sc_unsub_v(uint8_t *restrict row, size_t n, size_t bpp) {
     sc_v16 a = _mm_setzero_si128();
     for (size_t i = 0; i < n; i += bpp) {
-        a = sc_low_bytes(_mm_add_epi16(sc_widen(sc_load_pixel(row + i, bpp)), a));
+        a = sc_add_mod256(sc_widen(sc_load_pixel(row + i, bpp)), a);
         sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
     }
 }
@@ -109,7 +113,7 @@ static inline __attribute__((always_inline)) void sc_unavg_v(uint8_t *restrict r
     for (size_t i = 0; i < n; i += bpp) {
         const sc_v16 b = sc_widen(sc_load_pixel(prev + i, bpp));
         const sc_v16 x = sc_widen(sc_load_pixel(row + i, bpp));
-        a = sc_low_bytes(_mm_add_epi16(x, _mm_srli_epi16(_mm_add_epi16(a, b), 1)));
+        a = sc_add_mod256(x, _mm_srli_epi16(_mm_add_epi16(a, b), 1));
         sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
     }
 }
@@ -120,7 +124,7 @@ static inline __attribute__((always_inline)) void sc_unpaeth_v(uint8_t *restrict
     for (size_t i = 0; i < n; i += bpp) {
         const sc_v16 b = sc_widen(sc_load_pixel(prev + i, bpp));
         const sc_v16 x = sc_widen(sc_load_pixel(row + i, bpp));
-        a = sc_low_bytes(_mm_add_epi16(x, sc_paeth_v(a, b, c)));
+        a = sc_add_mod256(x, sc_paeth_v(a, b, c));
         sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
         c = b;
     }
@@ -134,15 +138,14 @@ static inline __attribute__((always_inline)) void sc_unpaeth_v(uint8_t *restrict
 static inline __attribute__((always_inline)) void sc_unpaeth_pair_v(uint8_t *restrict row0, uint8_t *restrict row1,
                                                                     const uint8_t *restrict prev, size_t n, size_t bpp) {
     /* Step 0: row 0's pixel 0 alone (a = c = 0, so the prediction is b); row 1 has no pixel -1. */
-    const uint32_t first = (uint32_t)sc_narrow(sc_low_bytes(_mm_add_epi16(sc_widen(sc_load_pixel(row0, bpp)),
-                                                                         sc_widen(sc_load_pixel(prev, bpp)))));
+    const uint32_t first = (uint32_t)sc_narrow(sc_add_mod256(sc_widen(sc_load_pixel(row0, bpp)), sc_widen(sc_load_pixel(prev, bpp))));
     sc_store_pixel(row0, first, bpp);
     sc_v16 d = sc_widen(first);                          /* [out0(0) | out1(-1) = 0] */
     sc_v16 c = sc_widen(sc_load_pixel(prev, bpp));       /* [prev(0) | out0(-1) = 0] */
     for (size_t i = bpp; i < n; i += bpp) {
         const sc_v16 b = _mm_unpacklo_epi64(sc_widen(sc_load_pixel(prev + i, bpp)), d);
         const uint64_t filtered = (uint64_t)sc_load_pixel(row0 + i, bpp) | ((uint64_t)sc_load_pixel(row1 + i - bpp, bpp) << 32);
-        d = sc_low_bytes(_mm_add_epi16(sc_widen(filtered), sc_paeth_v(d, b, c)));
+        d = sc_add_mod256(sc_widen(filtered), sc_paeth_v(d, b, c));
         const uint64_t out = sc_narrow(d);
         sc_store_pixel(row0 + i, (uint32_t)out, bpp);
         sc_store_pixel(row1 + i - bpp, (uint32_t)(out >> 32), bpp);
@@ -151,7 +154,7 @@ static inline __attribute__((always_inline)) void sc_unpaeth_pair_v(uint8_t *res
     /* Last step: row 1's last pixel alone. */
     const sc_v16 b = _mm_unpacklo_epi64(_mm_setzero_si128(), d);
     const uint64_t filtered = (uint64_t)sc_load_pixel(row1 + n - bpp, bpp) << 32;
-    const uint32_t last = (uint32_t)(sc_narrow(sc_low_bytes(_mm_add_epi16(sc_widen(filtered), sc_paeth_v(d, b, c)))) >> 32);
+    const uint32_t last = (uint32_t)(sc_narrow(sc_add_mod256(sc_widen(filtered), sc_paeth_v(d, b, c))) >> 32);
     sc_store_pixel(row1 + n - bpp, last, bpp);
 }
 #endif
