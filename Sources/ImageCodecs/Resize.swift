@@ -74,13 +74,13 @@ extension PlanarImage {
     }
 
     private func resampledHorizontally(to outW: Int, filter: ResizeFilter) -> PlanarImage {
-        let k = HorizontalKernel(ResampleKernel(inSize: width, outSize: outW, filter: filter))
+        let k = HorizontalKernel(inSize: width, outSize: outW, filter: filter)
         let w = width, rows = 3 * height // the three planes are just 3*height rows here
         let out = [Float](unsafeUninitializedCapacity: rows * outW) { buf, count in
             pixels.withUnsafeBufferPointer { src in
                 k.withPointers { kp in
                     let s = src.baseAddress!, d = buf.baseAddress!
-                    for r in 0..<rows { kp.resampleRow(s + r * w, width: w, into: d + r * outW) }
+                    for r in 0..<rows { kp.resampleRow(s + r * w, into: d + r * outW) }
                 }
             }
             count = rows * outW
@@ -103,7 +103,7 @@ extension PlanarImage {
         // taps start no earlier than the previous row's (true of these kernels; checked anyway).
         for y in 1..<outH where kv.starts[y] < kv.starts[y - 1] { return nil }
         let ringRows = kv.counts.max() ?? 1
-        let kh = HorizontalKernel(ResampleKernel(inSize: w, outSize: outW, filter: filter))
+        let kh = HorizontalKernel(inSize: w, outSize: outW, filter: filter)
         var ring = [Float](repeating: 0, count: 3 * ringRows * w)
         var column = [Float](repeating: 0, count: w)
         var taps = [UnsafePointer<Float>](repeating: UnsafePointer(bitPattern: 1)!, count: ringRows)
@@ -129,7 +129,7 @@ extension PlanarImage {
                                         for t in 0..<n { tapRows[t] = UnsafePointer(slot(p, first + t)) }
                                         resampleRowVertically(tapRows.baseAddress!, count: n, weights: wv.baseAddress! + y * kv.stride,
                                                               width: w, into: tmp)
-                                        kp.resampleRow(tmp, width: w, into: d + (p * outH + y) * outW)
+                                        kp.resampleRow(tmp, into: d + (p * outH + y) * outW)
                                     }
                                 }
                             }
@@ -170,19 +170,38 @@ private func resampleRowVertically(_ rows: UnsafePointer<UnsafePointer<Float>>, 
 /// zero-padded to whole vectors of eight, so there is one vector multiply per eight taps where
 /// the padded window stays inside the row.
 private struct HorizontalKernel {
+    /// How an output is computed; decided once per kernel, not per row.
+    enum Step: UInt8 {
+        /// Its padded window, and those of the seven outputs after it, stay inside the row: the
+        /// eight are computed together.
+        case eightInside
+        /// Its padded window stays inside the row.
+        case inside
+        /// Its padded window would run past the row's end: its taps are summed one by one.
+        case atTheEnd
+    }
+
     let outSize: Int
     let lanes: Int
     let padded: [Float]
     let starts: [Int]
     let counts: [Int]
+    let steps: [Step]
 
-    init(_ k: ResampleKernel) {
-        outSize = k.counts.count
-        lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
+    init(inSize: Int, outSize: Int, filter: ResizeFilter) {
+        let k = ResampleKernel(inSize: inSize, outSize: outSize, filter: filter)
+        self.outSize = outSize
+        let lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
         var padded = [Float](repeating: 0, count: outSize * lanes)
         for x in 0..<outSize {
             for t in 0..<k.counts[x] { padded[x * lanes + t] = k.weights[x * k.stride + t] }
         }
+        let inside = k.starts.map { $0 + lanes <= inSize }
+        steps = (0..<outSize).map { x in
+            if x + 8 <= outSize && inside[x..<(x + 8)].allSatisfy({ $0 }) { return .eightInside }
+            return inside[x] ? .inside : .atTheEnd
+        }
+        self.lanes = lanes
         self.padded = padded
         starts = k.starts
         counts = k.counts
@@ -194,25 +213,25 @@ private struct HorizontalKernel {
         let padded: UnsafePointer<Float>
         let starts: UnsafePointer<Int>
         let counts: UnsafePointer<Int>
+        let steps: UnsafePointer<Step>
 
-        /// Resamples one row of `width` values into `outSize` values.
+        /// Resamples one row (as many values as the kernel's input size) into `outSize` values.
         @inline(__always)
-        func resampleRow(_ srow: UnsafePointer<Float>, width w: Int, into drow: UnsafeMutablePointer<Float>) {
+        func resampleRow(_ srow: UnsafePointer<Float>, into drow: UnsafeMutablePointer<Float>) {
             var x = 0
             while x < outSize {
-                // Eight outputs whose padded windows all stay inside the row are reduced together:
-                // summing each one's eight lanes alone is a chain of shuffles and adds per output.
-                var eightFit = x + 8 <= outSize
-                if eightFit { for j in 0..<8 where starts[x + j] + lanes > w { eightFit = false } }
-                if eightFit {
+                switch steps[x] {
+                case .eightInside:
+                    // Reduced together: summing each output's eight lanes alone is a chain of
+                    // shuffles and adds per output.
                     let sums = laneSums(dot(srow, x), dot(srow, x + 1), dot(srow, x + 2), dot(srow, x + 3),
                                         dot(srow, x + 4), dot(srow, x + 5), dot(srow, x + 6), dot(srow, x + 7))
                     store8(sums, drow + x)
                     x += 8
-                } else if starts[x] + lanes <= w {
+                case .inside:
                     drow[x] = laneSum(dot(srow, x))
                     x += 1
-                } else {
+                case .atTheEnd:
                     let sx = srow + starts[x], wx = padded + x * lanes
                     var acc: Float = 0
                     for t in 0..<counts[x] { acc += wx[t] * sx[t] }
@@ -240,8 +259,10 @@ private struct HorizontalKernel {
         try padded.withUnsafeBufferPointer { p in
             try starts.withUnsafeBufferPointer { s in
                 try counts.withUnsafeBufferPointer { c in
-                    try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!, starts: s.baseAddress!,
-                                      counts: c.baseAddress!))
+                    try steps.withUnsafeBufferPointer { st in
+                        try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!,
+                                          starts: s.baseAddress!, counts: c.baseAddress!, steps: st.baseAddress!))
+                    }
                 }
             }
         }
