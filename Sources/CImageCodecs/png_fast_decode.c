@@ -32,7 +32,7 @@ static inline uint8_t sc_paeth_predict(int a, int b, int c) {
 /* The filters of 3- and 4-byte pixels on SSE2 (every x86-64 CPU): one pixel's channels per
  * vector, as 16-bit lanes, with masks instead of branches. A pixel depends on the one just
  * written to its left, so a row is one long dependency chain; Paeth, the slowest, also runs two
- * rows at once (below). Loads and stores move exactly `bpp` bytes: nothing is read or written
+ * rows at once, or four with AVX2 (below). Loads and stores move exactly `bpp` bytes: nothing is read or written
  * outside the rows. */
 #include <emmintrin.h>
 #define SC_PNG_SIMD_FILTERS 1
