@@ -122,15 +122,7 @@ public enum ImageDecoder {
         let orientation = Int(img.info.orientation)
         if img.info.bit_depth == 16 {
             return planarize(raw.assumingMemoryBound(to: UInt16.self), width: w, height: h, orientation: orientation,
-                             value: { Float($0) / 65535 }, row: { s, n, r, g, b in
-                                 var s = s // advanced, not indexed: no overflow checks
-                                 for x in 0..<n {
-                                     r[x] = Float(s[0]) / 65535
-                                     g[x] = Float(s[1]) / 65535
-                                     b[x] = Float(s[2]) / 65535
-                                     s += 3
-                                 }
-                             })
+                             value: { Float($0) / 65535 })
         } else {
             return eightBitLevels.withUnsafeBufferPointer { levels in
                 planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h, orientation: orientation,
@@ -220,15 +212,15 @@ public enum ImageDecoder {
     private static let eightBitLevels: [Float] = (0...255).map { Float($0) / 255 }
 
     /// Interleaved RGB rows (stored orientation) -> planar RGB in display orientation, each
-    /// sample v becoming `value(v)` (exactly v/255 or v/65535); `row` converts a whole row the
-    /// same way, where source rows stay rows in the same order.
+    /// sample v becoming `value(v)` (exactly v/255 or v/65535). Where source rows stay rows in
+    /// the same order, `row`, when given, converts each whole row the same way.
     ///
     /// Source pixel (x, y) goes to destination index `base + x*dx + y*dy` of each plane; the
     /// eight EXIF orientations are the eight sign/transpose combinations of (dx, dy).
     @inline(__always)
     private static func planarize<S: FixedWidthInteger & UnsignedInteger>(
         _ src: UnsafePointer<S>, width w: Int, height h: Int, orientation: Int, value: (S) -> Float,
-        row: (UnsafePointer<S>, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+        row: ((UnsafePointer<S>, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void)? = nil
     ) -> PlanarImage {
         let o = (1...8).contains(orientation) ? orientation : 1
         let transposed = o >= 5
@@ -252,7 +244,17 @@ public enum ImageDecoder {
                 // Source rows are destination rows (orientations 1 and 4).
                 for y in 0..<h {
                     let d = base + y * dy
-                    row(src + y * w * 3, w, r + d, g + d, b + d)
+                    if let row {
+                        row(src + y * w * 3, w, r + d, g + d, b + d)
+                        continue
+                    }
+                    var s = src + y * w * 3 // advanced, not indexed: no overflow checks
+                    for x in 0..<w {
+                        r[d + x] = value(s[0])
+                        g[d + x] = value(s[1])
+                        b[d + x] = value(s[2])
+                        s += 3
+                    }
                 }
             } else if dx == -1 {
                 // Mirrored rows (orientations 2 and 3).
