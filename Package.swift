@@ -28,6 +28,13 @@ let avx512Flags: [String] = portable ? [] : simdFlags + ["-Xcc", "-mavx512f", "-
 #else
 let avx512Flags: [String] = []
 #endif
+// The image codecs' C loops get AVX2+FMA too (not in portable builds), with FP contraction off so
+// that every multiply and add is rounded exactly as written, as in Swift.
+#if arch(x86_64)
+let codecCFlags: [String] = ["-O2"] + (portable ? [] : ["-mavx2", "-mfma", "-ffp-contract=off"])
+#else
+let codecCFlags: [String] = ["-O2"]
+#endif
 let avx512KernelSettings: [SwiftSetting] = (avx512Flags.isEmpty ? [] : [.unsafeFlags(avx512Flags)]) + optimized
     + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 let engineSettings: [SwiftSetting] = kernelSettings + (avx512Flags.isEmpty ? [] : [.define("STYLIST_AVX512_KERNELS")])
@@ -48,11 +55,11 @@ let package = Package(
         // writer its Adler-32 and CRC-32. zlib is not linked here: only libpng uses it, and brings it.
         .target(
             name: "CImageCodecs",
-            cSettings: [.unsafeFlags(["-O2"])],
+            cSettings: [.unsafeFlags(codecCFlags)],
             linkerSettings: [.linkedLibrary("png"), .linkedLibrary("jpeg"), .linkedLibrary("deflate")]
         ),
         // PNG/JPEG decode and encode, EXIF orientation, resampling, RGB float planes.
-        .target(name: "ImageCodecs", dependencies: ["CImageCodecs"], swiftSettings: optimized),
+        .target(name: "ImageCodecs", dependencies: ["CImageCodecs"], swiftSettings: simdSettings),
         // glibc's malloc_trim (malloc.h is not in the Glibc module).
         .target(name: "CSystemMemory"),
         // CPUID and XGETBV: may AVX-512 code run here? (C: Swift has no inline assembly.)

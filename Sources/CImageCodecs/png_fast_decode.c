@@ -32,7 +32,7 @@ static inline uint8_t sc_paeth_predict(int a, int b, int c) {
 /* The filters of 3- and 4-byte pixels on SSE2 (every x86-64 CPU): one pixel's channels per
  * vector, as 16-bit lanes, with masks instead of branches. A pixel depends on the one just
  * written to its left, so a row is one long dependency chain; Paeth, the slowest, also runs two
- * rows at once (below). Loads and stores move exactly `bpp` bytes: nothing is read or written
+ * rows at once, or four with AVX2 (below). Loads and stores move exactly `bpp` bytes: nothing is read or written
  * outside the rows. */
 #include <emmintrin.h>
 #define SC_PNG_SIMD_FILTERS 1
@@ -47,15 +47,17 @@ static inline __attribute__((always_inline)) sc_v16 sc_select(sc_v16 mask, sc_v1
     return _mm_or_si128(_mm_and_si128(mask, yes), _mm_andnot_si128(mask, no));
 }
 
-/* The Paeth predictor per lane, as the PNG specification defines it: a when pa is the smallest
- * distance, else b when pb is, else c. */
+/* The Paeth predictor per lane, as the PNG specification defines it: a when pa <= pb and
+ * pa <= pc, else b when pb <= pc, else c. `a` is the sample just unfiltered, so everything from
+ * it to the result is the row's dependency chain: the choice between b and c is made from pb and
+ * pc alone, beside the test of pa, which needs only the row above. */
 static inline __attribute__((always_inline)) sc_v16 sc_paeth_v(sc_v16 a, sc_v16 b, sc_v16 c) {
     const sc_v16 pa = sc_abs16(_mm_sub_epi16(b, c));
     const sc_v16 pb_signed = _mm_sub_epi16(a, c);
     const sc_v16 pc = sc_abs16(_mm_add_epi16(_mm_sub_epi16(b, c), pb_signed));
     const sc_v16 pb = sc_abs16(pb_signed);
-    const sc_v16 smallest = _mm_min_epi16(pc, _mm_min_epi16(pa, pb));
-    return sc_select(_mm_cmpeq_epi16(pa, smallest), a, sc_select(_mm_cmpeq_epi16(pb, smallest), b, c));
+    const sc_v16 b_or_c = sc_select(_mm_cmpgt_epi16(pb, pc), c, b);
+    return sc_select(_mm_cmpgt_epi16(pa, _mm_min_epi16(pb, pc)), b_or_c, a);
 }
 
 /* The `bpp` (3 or 4) bytes at `p`, little-endian, the rest zero. Put together in a register:
@@ -91,14 +93,16 @@ static inline __attribute__((always_inline)) uint64_t sc_narrow(sc_v16 v) {
     return (uint64_t)_mm_cvtsi128_si64(_mm_packus_epi16(v, v));
 }
 
-static inline __attribute__((always_inline)) sc_v16 sc_low_bytes(sc_v16 v) {
-    return _mm_and_si128(v, _mm_set1_epi16(0xff));
+/* x + p modulo 256 in each 16-bit lane, for lanes holding 0...255: a byte add, so the low byte
+ * wraps and the high byte stays 0 (0 + 0, no carry between bytes) in one instruction. */
+static inline __attribute__((always_inline)) sc_v16 sc_add_mod256(sc_v16 x, sc_v16 p) {
+    return _mm_add_epi8(x, p);
 }
 
 static inline __attribute__((always_inline)) void sc_unsub_v(uint8_t *restrict row, size_t n, size_t bpp) {
     sc_v16 a = _mm_setzero_si128();
     for (size_t i = 0; i < n; i += bpp) {
-        a = sc_low_bytes(_mm_add_epi16(sc_widen(sc_load_pixel(row + i, bpp)), a));
+        a = sc_add_mod256(sc_widen(sc_load_pixel(row + i, bpp)), a);
         sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
     }
 }
@@ -109,7 +113,7 @@ static inline __attribute__((always_inline)) void sc_unavg_v(uint8_t *restrict r
     for (size_t i = 0; i < n; i += bpp) {
         const sc_v16 b = sc_widen(sc_load_pixel(prev + i, bpp));
         const sc_v16 x = sc_widen(sc_load_pixel(row + i, bpp));
-        a = sc_low_bytes(_mm_add_epi16(x, _mm_srli_epi16(_mm_add_epi16(a, b), 1)));
+        a = sc_add_mod256(x, _mm_srli_epi16(_mm_add_epi16(a, b), 1));
         sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
     }
 }
@@ -120,7 +124,7 @@ static inline __attribute__((always_inline)) void sc_unpaeth_v(uint8_t *restrict
     for (size_t i = 0; i < n; i += bpp) {
         const sc_v16 b = sc_widen(sc_load_pixel(prev + i, bpp));
         const sc_v16 x = sc_widen(sc_load_pixel(row + i, bpp));
-        a = sc_low_bytes(_mm_add_epi16(x, sc_paeth_v(a, b, c)));
+        a = sc_add_mod256(x, sc_paeth_v(a, b, c));
         sc_store_pixel(row + i, (uint32_t)sc_narrow(a), bpp);
         c = b;
     }
@@ -134,15 +138,14 @@ static inline __attribute__((always_inline)) void sc_unpaeth_v(uint8_t *restrict
 static inline __attribute__((always_inline)) void sc_unpaeth_pair_v(uint8_t *restrict row0, uint8_t *restrict row1,
                                                                     const uint8_t *restrict prev, size_t n, size_t bpp) {
     /* Step 0: row 0's pixel 0 alone (a = c = 0, so the prediction is b); row 1 has no pixel -1. */
-    const uint32_t first = (uint32_t)sc_narrow(sc_low_bytes(_mm_add_epi16(sc_widen(sc_load_pixel(row0, bpp)),
-                                                                         sc_widen(sc_load_pixel(prev, bpp)))));
+    const uint32_t first = (uint32_t)sc_narrow(sc_add_mod256(sc_widen(sc_load_pixel(row0, bpp)), sc_widen(sc_load_pixel(prev, bpp))));
     sc_store_pixel(row0, first, bpp);
     sc_v16 d = sc_widen(first);                          /* [out0(0) | out1(-1) = 0] */
     sc_v16 c = sc_widen(sc_load_pixel(prev, bpp));       /* [prev(0) | out0(-1) = 0] */
     for (size_t i = bpp; i < n; i += bpp) {
         const sc_v16 b = _mm_unpacklo_epi64(sc_widen(sc_load_pixel(prev + i, bpp)), d);
         const uint64_t filtered = (uint64_t)sc_load_pixel(row0 + i, bpp) | ((uint64_t)sc_load_pixel(row1 + i - bpp, bpp) << 32);
-        d = sc_low_bytes(_mm_add_epi16(sc_widen(filtered), sc_paeth_v(d, b, c)));
+        d = sc_add_mod256(sc_widen(filtered), sc_paeth_v(d, b, c));
         const uint64_t out = sc_narrow(d);
         sc_store_pixel(row0 + i, (uint32_t)out, bpp);
         sc_store_pixel(row1 + i - bpp, (uint32_t)(out >> 32), bpp);
@@ -151,9 +154,69 @@ static inline __attribute__((always_inline)) void sc_unpaeth_pair_v(uint8_t *res
     /* Last step: row 1's last pixel alone. */
     const sc_v16 b = _mm_unpacklo_epi64(_mm_setzero_si128(), d);
     const uint64_t filtered = (uint64_t)sc_load_pixel(row1 + n - bpp, bpp) << 32;
-    const uint32_t last = (uint32_t)(sc_narrow(sc_low_bytes(_mm_add_epi16(sc_widen(filtered), sc_paeth_v(d, b, c)))) >> 32);
+    const uint32_t last = (uint32_t)(sc_narrow(sc_add_mod256(sc_widen(filtered), sc_paeth_v(d, b, c))) >> 32);
     sc_store_pixel(row1 + n - bpp, last, bpp);
 }
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#define SC_PNG_PAETH_QUAD 1
+
+/* sc_paeth_v on 256-bit vectors (sixteen 16-bit lanes). */
+static inline __attribute__((always_inline)) __m256i sc_paeth_v256(__m256i a, __m256i b, __m256i c) {
+    const __m256i pa = _mm256_abs_epi16(_mm256_sub_epi16(b, c));
+    const __m256i pb_signed = _mm256_sub_epi16(a, c);
+    const __m256i pc = _mm256_abs_epi16(_mm256_add_epi16(_mm256_sub_epi16(b, c), pb_signed));
+    const __m256i pb = _mm256_abs_epi16(pb_signed);
+    const __m256i b_or_c = _mm256_blendv_epi8(b, c, _mm256_cmpgt_epi16(pb, pc));
+    return _mm256_blendv_epi8(a, b_or_c, _mm256_cmpgt_epi16(pa, _mm256_min_epi16(pb, pc)));
+}
+
+/* One step of sc_unpaeth_quad_v: row q (0...3) unfilters its pixel k - q, in the vector's
+ * quarter q. `all` says that every row has such a pixel (0 <= k - q < npix), so no test is
+ * needed; otherwise rows without one read and store nothing. A row that has not started sees
+ * only zeros (its filtered byte, its own previous result, and the row above's, which has not
+ * started either), so its quarter holds 0, its pixel -1, when it starts. */
+static inline __attribute__((always_inline)) void sc_unpaeth_quad_step(uint8_t *const rows[4], const uint8_t *restrict prev,
+                                                                       size_t k, size_t npix, size_t bpp, int all,
+                                                                       __m256i *d, __m256i *c) {
+    uint32_t filtered[4], above = 0;
+    for (int q = 0; q < 4; q++) {
+        const int has = all || (k >= (size_t)q && k - (size_t)q < npix);
+        filtered[q] = has ? sc_load_pixel(rows[q] + (k - (size_t)q) * bpp, bpp) : 0;
+    }
+    if (all || k < npix) above = sc_load_pixel(prev + k * bpp, bpp);
+    /* b: the row above each row's pixel, that is prev's pixel k for row 0 and the pixel row
+     * q - 1 unfiltered in the previous step for the others. */
+    const __m256i shifted = _mm256_permute4x64_epi64(*d, _MM_SHUFFLE(2, 1, 0, 0));
+    const __m256i b = _mm256_blend_epi32(shifted, _mm256_cvtepu8_epi16(_mm_cvtsi32_si128((int)above)), 0x03);
+    const __m128i x8 = _mm_set_epi64x((long long)((uint64_t)filtered[2] | (uint64_t)filtered[3] << 32),
+                                      (long long)((uint64_t)filtered[0] | (uint64_t)filtered[1] << 32));
+    const __m256i out = _mm256_add_epi8(_mm256_cvtepu8_epi16(x8), sc_paeth_v256(*d, b, *c));
+    const __m256i packed = _mm256_packus_epi16(out, out);
+    const uint64_t out01 = (uint64_t)_mm_cvtsi128_si64(_mm256_castsi256_si128(packed));
+    const uint64_t out23 = (uint64_t)_mm_cvtsi128_si64(_mm256_extracti128_si256(packed, 1));
+    const uint32_t pixels[4] = {(uint32_t)out01, (uint32_t)(out01 >> 32), (uint32_t)out23, (uint32_t)(out23 >> 32)};
+    for (int q = 0; q < 4; q++) {
+        if (all || (k >= (size_t)q && k - (size_t)q < npix)) sc_store_pixel(rows[q] + (k - (size_t)q) * bpp, pixels[q], bpp);
+    }
+    *d = out;
+    *c = b;
+}
+
+/* Four consecutive Paeth rows at once, as sc_unpaeth_pair_v does two: row q runs q pixels
+ * behind row 0, in the vector's quarter q, so each step advances four independent chains. The
+ * row above row q's pixel is the one row q - 1 wrote in the step before, kept in the register.
+ * `npix` (>= 4) pixels of `bpp` bytes per row; rows[0]'s previous row is `prev`. */
+static inline __attribute__((always_inline)) void sc_unpaeth_quad_v(uint8_t *const rows[4], const uint8_t *restrict prev,
+                                                                    size_t npix, size_t bpp) {
+    __m256i d = _mm256_setzero_si256(), c = _mm256_setzero_si256();
+    size_t k = 0;
+    for (; k < 3; k++) sc_unpaeth_quad_step(rows, prev, k, npix, bpp, 0, &d, &c);
+    for (; k < npix; k++) sc_unpaeth_quad_step(rows, prev, k, npix, bpp, 1, &d, &c);
+    for (; k < npix + 3; k++) sc_unpaeth_quad_step(rows, prev, k, npix, bpp, 0, &d, &c);
+}
+#endif
 #endif
 
 /* Paeth for RGB, the usual photo filter: each channel's left and upper-left samples stay in
@@ -230,19 +293,29 @@ static int sc_unfilter_row(int type, uint8_t *restrict row, const uint8_t *restr
     return sc_unfilter_row_portable(type, row, prev, n, bpp);
 }
 
-/* Undoes the filters of rows `y` and, when it is also Paeth-filtered, `y + 1` (two chains at
- * once); `stride` separates rows (filter type byte, then `n` bytes). Returns the number of rows
- * done (1 or 2), 0 for an unknown filter type. */
+/* Undoes the filters of row `y` and, when they are Paeth-filtered too, of the rows after it
+ * (independent chains side by side): four rows at once with AVX2, else two. `stride` separates
+ * rows (filter type byte, then `n` bytes); `rows_left` counts row y and those after it. Returns
+ * the number of rows done (1, 2 or 4), 0 for an unknown filter type. */
 static int sc_unfilter_rows(uint8_t *restrict row, const uint8_t *restrict prev, size_t n, size_t bpp,
-                            size_t stride, int has_next) {
+                            size_t stride, size_t rows_left) {
 #if SC_PNG_SIMD_FILTERS
-    if (has_next && row[-1] == 4 && row[stride - 1] == 4 && (bpp == 3 || bpp == 4)) {
-        if (bpp == 3) sc_unpaeth_pair_v(row, row + stride, prev, n, 3); else sc_unpaeth_pair_v(row, row + stride, prev, n, 4);
-        return 2;
+    if (row[-1] == 4 && (bpp == 3 || bpp == 4)) {
+#if SC_PNG_PAETH_QUAD
+        if (rows_left >= 4 && n >= 4 * bpp && row[stride - 1] == 4 && row[2 * stride - 1] == 4 && row[3 * stride - 1] == 4) {
+            uint8_t *const rows[4] = {row, row + stride, row + 2 * stride, row + 3 * stride};
+            if (bpp == 3) sc_unpaeth_quad_v(rows, prev, n / 3, 3); else sc_unpaeth_quad_v(rows, prev, n / 4, 4);
+            return 4;
+        }
+#endif
+        if (rows_left >= 2 && row[stride - 1] == 4) {
+            if (bpp == 3) sc_unpaeth_pair_v(row, row + stride, prev, n, 3); else sc_unpaeth_pair_v(row, row + stride, prev, n, 4);
+            return 2;
+        }
     }
 #else
     (void)stride;
-    (void)has_next;
+    (void)rows_left;
 #endif
     return sc_unfilter_row(row[-1], row, prev, n, bpp);
 }
@@ -365,7 +438,7 @@ int sc_png_decode_fast(const uint8_t *data, size_t len, uint64_t max_pixels, sc_
     for (uint32_t y = 0; y < layout.height && status == SC_OK;) {
         uint8_t *row = filtered + (size_t)y * stride + 1;
         const uint8_t *prev = y == 0 ? zero : row - stride;
-        const int done = sc_unfilter_rows(row, prev, rowbytes, bpp, stride, y + 1 < layout.height);
+        const int done = sc_unfilter_rows(row, prev, rowbytes, bpp, stride, layout.height - y);
         if (done == 0) {
             status = SC_PNG_NOT_FAST;
             break;

@@ -70,10 +70,8 @@ public enum ImageDecoder {
             let size = target ?? PlanarImage.fittingSize(width: w, height: h, maxSide: maxSide)
             // An 8-bit image in stored orientation that shrinks is resized straight from its bytes.
             if img.info.bit_depth != 16 && !(2...8).contains(Int(img.info.orientation)) && size.width < w && size.height < h,
-               let image = eightBitLevels.withUnsafeBufferPointer({ levels in
-                   PlanarImage.downscaled(interleavedRGB8: raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
-                                          levels: levels.baseAddress!, toWidth: size.width, height: size.height, filter: filter)
-               }) {
+               let image = PlanarImage.downscaled(interleavedRGB8: raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
+                                                  toWidth: size.width, height: size.height, filter: filter) {
                 return image
             }
             let image = planarize(img, raw)
@@ -123,14 +121,23 @@ public enum ImageDecoder {
         let w = Int(img.width), h = Int(img.height)
         let orientation = Int(img.info.orientation)
         if img.info.bit_depth == 16 {
-            return planarize(raw.assumingMemoryBound(to: UInt16.self), width: w, height: h,
-                             orientation: orientation) { Float($0) / 65535 }
+            return planarize(raw.assumingMemoryBound(to: UInt16.self), width: w, height: h, orientation: orientation,
+                             value: { Float($0) / 65535 })
         } else {
             return eightBitLevels.withUnsafeBufferPointer { levels in
-                planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h,
-                          orientation: orientation) { levels[Int($0)] }
+                planarize(raw.assumingMemoryBound(to: UInt8.self), width: w, height: h, orientation: orientation,
+                          value: { levels[Int($0)] }, row: convertRGB8Row)
             }
         }
+    }
+
+    /// `n` pixels of interleaved 8-bit RGB into `n` values of each plane, each sample v as v/255
+    /// (the same values as `eightBitLevels`): the one row conversion of `planarize` and of the
+    /// fused downscale, vectorised in C.
+    @inline(__always)
+    static func convertRGB8Row(_ src: UnsafePointer<UInt8>, count n: Int, red r: UnsafeMutablePointer<Float>,
+                               green g: UnsafeMutablePointer<Float>, blue b: UnsafeMutablePointer<Float>) {
+        sc_rgb8_to_planes(src, n, r, g, b)
     }
 
     /// Reads a file and decodes it like `decode(_:maxPixels:)`; file system errors are rethrown as is.
@@ -200,17 +207,20 @@ public enum ImageDecoder {
         }
     }
 
-    /// v/255 for every 8-bit level v: a table lookup instead of a division per sample.
+    /// v/255 for every 8-bit level v: a table lookup instead of a division per sample, where
+    /// samples are read one by one (mirrored and transposed orientations).
     private static let eightBitLevels: [Float] = (0...255).map { Float($0) / 255 }
 
     /// Interleaved RGB rows (stored orientation) -> planar RGB in display orientation, each
-    /// sample v becoming `value(v)` (exactly v/255 or v/65535).
+    /// sample v becoming `value(v)` (exactly v/255 or v/65535). Where source rows stay rows in
+    /// the same order, `row`, when given, converts each whole row the same way.
     ///
     /// Source pixel (x, y) goes to destination index `base + x*dx + y*dy` of each plane; the
     /// eight EXIF orientations are the eight sign/transpose combinations of (dx, dy).
     @inline(__always)
     private static func planarize<S: FixedWidthInteger & UnsignedInteger>(
-        _ src: UnsafePointer<S>, width w: Int, height h: Int, orientation: Int, value: (S) -> Float
+        _ src: UnsafePointer<S>, width w: Int, height h: Int, orientation: Int, value: (S) -> Float,
+        row: ((UnsafePointer<S>, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void)? = nil
     ) -> PlanarImage {
         let o = (1...8).contains(orientation) ? orientation : 1
         let transposed = o >= 5
@@ -233,8 +243,12 @@ public enum ImageDecoder {
             if dx == 1 {
                 // Source rows are destination rows (orientations 1 and 4).
                 for y in 0..<h {
-                    var s = src + y * w * 3 // advanced, not indexed: no overflow checks
                     let d = base + y * dy
+                    if let row {
+                        row(src + y * w * 3, w, r + d, g + d, b + d)
+                        continue
+                    }
+                    var s = src + y * w * 3 // advanced, not indexed: no overflow checks
                     for x in 0..<w {
                         r[d + x] = value(s[0])
                         g[d + x] = value(s[1])

@@ -74,13 +74,13 @@ extension PlanarImage {
     }
 
     private func resampledHorizontally(to outW: Int, filter: ResizeFilter) -> PlanarImage {
-        let k = HorizontalKernel(ResampleKernel(inSize: width, outSize: outW, filter: filter))
+        let k = HorizontalKernel(inSize: width, outSize: outW, filter: filter)
         let w = width, rows = 3 * height // the three planes are just 3*height rows here
         let out = [Float](unsafeUninitializedCapacity: rows * outW) { buf, count in
             pixels.withUnsafeBufferPointer { src in
                 k.withPointers { kp in
                     let s = src.baseAddress!, d = buf.baseAddress!
-                    for r in 0..<rows { kp.resampleRow(s + r * w, width: w, into: d + r * outW) }
+                    for r in 0..<rows { kp.resampleRow(s + r * w, into: d + r * outW) }
                 }
             }
             count = rows * outW
@@ -88,14 +88,14 @@ extension PlanarImage {
         return PlanarImage(width: outW, height: height, pixels: out)
     }
 
-    /// What `PlanarImage(interleaved 8-bit RGB, each sample v as levels[v]).resized(width:height:filter:)`
+    /// What `PlanarImage(interleaved 8-bit RGB, each sample v as v/255).resized(width:height:filter:)`
     /// gives, value for value, when both sides shrink, without the full-size float planes or the
     /// half-resized intermediate: source rows are converted to floats as the vertical filter first
     /// reaches them, into a ring of as many rows as the filter has taps, and each output row is
     /// filtered vertically and then horizontally by the same row kernels `resized` uses.
     /// Returns nil when the sizes do not shrink on both axes.
     static func downscaled(interleavedRGB8 src: UnsafePointer<UInt8>, width w: Int, height h: Int,
-                           levels: UnsafePointer<Float>, toWidth outW: Int, height outH: Int,
+                           toWidth outW: Int, height outH: Int,
                            filter: ResizeFilter) -> PlanarImage? {
         guard outW > 0, outH > 0, outW < w, outH < h else { return nil }
         let kv = ResampleKernel(inSize: h, outSize: outH, filter: filter)
@@ -103,7 +103,7 @@ extension PlanarImage {
         // taps start no earlier than the previous row's (true of these kernels; checked anyway).
         for y in 1..<outH where kv.starts[y] < kv.starts[y - 1] { return nil }
         let ringRows = kv.counts.max() ?? 1
-        let kh = HorizontalKernel(ResampleKernel(inSize: w, outSize: outW, filter: filter))
+        let kh = HorizontalKernel(inSize: w, outSize: outW, filter: filter)
         var ring = [Float](repeating: 0, count: 3 * ringRows * w)
         var column = [Float](repeating: 0, count: w)
         var taps = [UnsafePointer<Float>](repeating: UnsafePointer(bitPattern: 1)!, count: ringRows)
@@ -121,21 +121,15 @@ extension PlanarImage {
                                 for y in 0..<outH {
                                     let first = kv.starts[y], n = kv.counts[y]
                                     while converted < first + n {
-                                        var s = src + converted * w * 3 // advanced, not indexed: no overflow checks
-                                        let rr = slot(0, converted), gg = slot(1, converted), bb = slot(2, converted)
-                                        for x in 0..<w {
-                                            rr[x] = levels[Int(s[0])]
-                                            gg[x] = levels[Int(s[1])]
-                                            bb[x] = levels[Int(s[2])]
-                                            s += 3
-                                        }
+                                        ImageDecoder.convertRGB8Row(src + converted * w * 3, count: w, red: slot(0, converted),
+                                                                    green: slot(1, converted), blue: slot(2, converted))
                                         converted += 1
                                     }
                                     for p in 0..<3 {
                                         for t in 0..<n { tapRows[t] = UnsafePointer(slot(p, first + t)) }
                                         resampleRowVertically(tapRows.baseAddress!, count: n, weights: wv.baseAddress! + y * kv.stride,
                                                               width: w, into: tmp)
-                                        kp.resampleRow(tmp, width: w, into: d + (p * outH + y) * outW)
+                                        kp.resampleRow(tmp, into: d + (p * outH + y) * outW)
                                     }
                                 }
                             }
@@ -176,19 +170,38 @@ private func resampleRowVertically(_ rows: UnsafePointer<UnsafePointer<Float>>, 
 /// zero-padded to whole vectors of eight, so there is one vector multiply per eight taps where
 /// the padded window stays inside the row.
 private struct HorizontalKernel {
+    /// How an output is computed; decided once per kernel, not per row.
+    enum Step: UInt8 {
+        /// Its padded window, and those of the seven outputs after it, stay inside the row: the
+        /// eight are computed together.
+        case eightInside
+        /// Its padded window stays inside the row.
+        case inside
+        /// Its padded window would run past the row's end: its taps are summed one by one.
+        case atTheEnd
+    }
+
     let outSize: Int
     let lanes: Int
     let padded: [Float]
     let starts: [Int]
     let counts: [Int]
+    let steps: [Step]
 
-    init(_ k: ResampleKernel) {
-        outSize = k.counts.count
-        lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
+    init(inSize: Int, outSize: Int, filter: ResizeFilter) {
+        let k = ResampleKernel(inSize: inSize, outSize: outSize, filter: filter)
+        self.outSize = outSize
+        let lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
         var padded = [Float](repeating: 0, count: outSize * lanes)
         for x in 0..<outSize {
             for t in 0..<k.counts[x] { padded[x * lanes + t] = k.weights[x * k.stride + t] }
         }
+        let inside = k.starts.map { $0 + lanes <= inSize }
+        steps = (0..<outSize).map { x in
+            if x + 8 <= outSize && inside[x..<(x + 8)].allSatisfy({ $0 }) { return .eightInside }
+            return inside[x] ? .inside : .atTheEnd
+        }
+        self.lanes = lanes
         self.padded = padded
         starts = k.starts
         counts = k.counts
@@ -200,26 +213,45 @@ private struct HorizontalKernel {
         let padded: UnsafePointer<Float>
         let starts: UnsafePointer<Int>
         let counts: UnsafePointer<Int>
+        let steps: UnsafePointer<Step>
 
-        /// Resamples one row of `width` values into `outSize` values.
+        /// Resamples one row (as many values as the kernel's input size) into `outSize` values.
         @inline(__always)
-        func resampleRow(_ srow: UnsafePointer<Float>, width w: Int, into drow: UnsafeMutablePointer<Float>) {
-            for x in 0..<outSize {
-                let sx = srow + starts[x], wx = padded + x * lanes
-                if starts[x] + lanes <= w {
-                    var acc = load8(sx) * load8(wx)
-                    var t = 8
-                    while t < lanes {
-                        acc += load8(sx + t) * load8(wx + t)
-                        t += 8
-                    }
-                    drow[x] = acc.sum()
-                } else {
+        func resampleRow(_ srow: UnsafePointer<Float>, into drow: UnsafeMutablePointer<Float>) {
+            var x = 0
+            while x < outSize {
+                switch steps[x] {
+                case .eightInside:
+                    // Reduced together: summing each output's eight lanes alone is a chain of
+                    // shuffles and adds per output.
+                    let sums = laneSums(dot(srow, x), dot(srow, x + 1), dot(srow, x + 2), dot(srow, x + 3),
+                                        dot(srow, x + 4), dot(srow, x + 5), dot(srow, x + 6), dot(srow, x + 7))
+                    store8(sums, drow + x)
+                    x += 8
+                case .inside:
+                    drow[x] = laneSum(dot(srow, x))
+                    x += 1
+                case .atTheEnd:
+                    let sx = srow + starts[x], wx = padded + x * lanes
                     var acc: Float = 0
                     for t in 0..<counts[x] { acc += wx[t] * sx[t] }
                     drow[x] = acc
+                    x += 1
                 }
             }
+        }
+
+        /// Output x's padded window times its weights, lane by lane: lane j sums taps j, j+8, ...
+        @inline(__always)
+        private func dot(_ srow: UnsafePointer<Float>, _ x: Int) -> SIMD8<Float> {
+            let sx = srow + starts[x], wx = padded + x * lanes
+            var acc = load8(sx) * load8(wx)
+            var t = 8
+            while t < lanes {
+                acc += load8(sx + t) * load8(wx + t)
+                t += 8
+            }
+            return acc
         }
     }
 
@@ -227,12 +259,39 @@ private struct HorizontalKernel {
         try padded.withUnsafeBufferPointer { p in
             try starts.withUnsafeBufferPointer { s in
                 try counts.withUnsafeBufferPointer { c in
-                    try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!, starts: s.baseAddress!,
-                                      counts: c.baseAddress!))
+                    try steps.withUnsafeBufferPointer { st in
+                        try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!,
+                                          starts: s.baseAddress!, counts: c.baseAddress!, steps: st.baseAddress!))
+                    }
                 }
             }
         }
     }
+}
+
+/// The sum of the eight lanes as a tree, ((v0 + v4) + (v1 + v5)) + ((v2 + v6) + (v3 + v7)): the
+/// order `laneSums` gives each of its eight sums, so that an output has the same value whichever
+/// of the two computes it.
+@inline(__always) private func laneSum(_ v: SIMD8<Float>) -> Float {
+    let halves = v.lowHalf + v.highHalf
+    let pairs = halves.evenHalf + halves.oddHalf
+    return pairs[0] + pairs[1]
+}
+
+/// `laneSum` of eight vectors at once, as one vector: the halves, pairs and final sums of
+/// different vectors share shuffles and adds.
+@inline(__always) private func laneSums(_ a0: SIMD8<Float>, _ a1: SIMD8<Float>, _ a2: SIMD8<Float>, _ a3: SIMD8<Float>,
+                                        _ a4: SIMD8<Float>, _ a5: SIMD8<Float>, _ a6: SIMD8<Float>,
+                                        _ a7: SIMD8<Float>) -> SIMD8<Float> {
+    // Each step adds the even lanes to the odd ones of two vectors side by side.
+    @inline(__always) func pairwise(_ x: SIMD4<Float>, _ y: SIMD4<Float>) -> SIMD4<Float> {
+        SIMD4(lowHalf: x.evenHalf, highHalf: y.evenHalf) + SIMD4(lowHalf: x.oddHalf, highHalf: y.oddHalf)
+    }
+    let p01 = pairwise(a0.lowHalf + a0.highHalf, a1.lowHalf + a1.highHalf)
+    let p23 = pairwise(a2.lowHalf + a2.highHalf, a3.lowHalf + a3.highHalf)
+    let p45 = pairwise(a4.lowHalf + a4.highHalf, a5.lowHalf + a5.highHalf)
+    let p67 = pairwise(a6.lowHalf + a6.highHalf, a7.lowHalf + a7.highHalf)
+    return SIMD8(lowHalf: pairwise(p01, p23), highHalf: pairwise(p45, p67))
 }
 
 @inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {

@@ -120,21 +120,24 @@ final class PNGFilterTests: XCTestCase {
         return expected
     }
 
-    /// The fast path unfilters consecutive Paeth rows two at a time, and Sub, Avg and Paeth rows
-    /// with SIMD loops: runs of Paeth rows of odd and even length, Paeth next to every other
-    /// filter, at widths of 1, 2 and more pixels, for RGB and RGBA, all decode to the rows
-    /// written, on the fast path (not libpng's fallback).
+    /// The fast path unfilters consecutive Paeth rows four (AVX2 builds, rows of 4 pixels or
+    /// more) or two at a time, and Sub, Avg and Paeth rows with SIMD loops: runs of Paeth rows of
+    /// every length from 1 to 9, Paeth next to every other filter, at widths of 1 to 5 pixels and
+    /// more, for RGB and RGBA, all decode to the rows written, on the fast path (not libpng's
+    /// fallback).
     func testRunsOfEveryFilterDecodeOnTheFastPath() throws {
         var state: UInt64 = 7
         let sequences: [[Int]] = [
             [4, 4, 4, 4, 4, 4, 4],             // an odd run from the first row (zero row above)
             [4, 4, 4, 4, 4, 4],                // an even run
+            [4, 4, 4, 4, 4, 4, 4, 4, 4],       // two runs of four and one row
+            [2, 4, 4, 4, 4, 4, 1, 4, 4, 4, 4, 4, 4, 4, 4, 0, 4, 4, 4, 4],
             [0, 4, 4, 1, 4, 2, 4, 4, 3, 4, 4, 4],
             [1, 1, 3, 3, 2, 4, 1, 3, 4, 0, 4],
             (0..<40).map { _ in state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 61) % 5 },
         ]
         for channels in [3, 4] {
-            for width in [1, 2, 3, 33] {
+            for width in [1, 2, 3, 4, 5, 33] {
                 for filters in sequences {
                     let rows = randomRows(width: width, height: filters.count, channels: channels, state: &state)
                     let file = png(width: width, channels: channels, rows: rows, idatParts: 1, filters: filters)

@@ -119,6 +119,31 @@ final class ResizeTests: XCTestCase {
                        [0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1].map { Float($0) })
     }
 
+    /// The horizontal pass (eight outputs reduced together where their windows fit, one at a
+    /// time elsewhere) against the kernel's weights summed in double precision.
+    func testHorizontalResamplingMatchesTheKernelSummedInDouble() {
+        for (w, outW) in [(1000, 500), (1001, 37), (64, 20), (37, 9), (300, 299), (17, 16)] {
+            let img = image(width: w, height: 2) { c, x, y in Float((x * 37 + y * 11 + c * 5) % 101) / 100 }
+            for filter in [ResizeFilter.bicubic, .area] {
+                let out = img.resized(width: outW, height: 2, filter: filter)
+                let k = ResampleKernel(inSize: w, outSize: outW, filter: filter)
+                for c in 0..<3 {
+                    for y in 0..<2 {
+                        for x in 0..<outW {
+                            var expected = 0.0
+                            for t in 0..<k.counts[x] {
+                                expected += Double(k.weights[x * k.stride + t])
+                                    * Double(img.pixels[(c * 2 + y) * w + k.starts[x] + t])
+                            }
+                            XCTAssertEqual(Double(out.pixels[(c * 2 + y) * outW + x]), expected, accuracy: 1e-5,
+                                           "\(w) -> \(outW), \(filter), plane \(c), (\(x), \(y))")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testKernelRowsAreNormalised() {
         for filter in [ResizeFilter.bicubic, .area] {
             for (i, o) in [(3840, 512), (512, 3840), (7, 3), (100, 99), (1, 5), (5, 1)] {

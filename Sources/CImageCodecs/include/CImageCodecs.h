@@ -97,6 +97,10 @@ int sc_jpeg_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int qual
  * does it: clamped to [0, 1] (NaN -> 0), then (uint8_t)(int32_t)(x * 255 + 0.5) in float. */
 void sc_quantize_rgb8(const float *r, const float *g, const float *b, size_t n, uint8_t *out);
 
+/* `n` pixels of interleaved 8-bit RGB -> n values in each of r, g and b, each sample v as v/255
+ * (the float division, correctly rounded). */
+void sc_rgb8_to_planes(const uint8_t *src, size_t n, float *r, float *g, float *b);
+
 /* Free a buffer returned by this library (NULL is fine). */
 void sc_free(void *p);
 
