@@ -79,13 +79,34 @@ final class BufferCache: @unchecked Sendable {
         lock.lock(); sizes[p] = bytes; lock.unlock()
     }
 
-    /// The smallest idle buffer of at least `bytes` (a 2 MiB multiple) and at most 1.5x that, if one is cached.
-    /// Of several of that size, the one given back last (the likeliest still in cache and TLB).
+    /// Buffers given back at or before this tick were left by earlier runs (`beginRun`).
+    private var runStartTick: UInt64 = 0
+    /// Earlier runs' buffers serving smaller tensors in this run: given back, they still count as
+    /// an earlier run's, so the next tensor of the smaller size reuses them too.
+    private var lent: Set<UnsafeMutableRawPointer> = []
+
+    /// A new run begins: buffers earlier runs gave back may now serve smaller requests too.
+    func beginRun() {
+        lock.lock(); runStartTick = tick; lock.unlock()
+    }
+
+    /// The smallest idle buffer of at least `bytes` (a 2 MiB multiple) that is at most 1.5x that
+    /// or was left by an earlier run, if one is cached. Within a run a much larger buffer is not
+    /// taken: a later layer of its own size would then have to map a fresh one. A buffer of an
+    /// earlier run is idle because the jobs changed size, and serving a smaller job from it saves
+    /// that job faulting in fresh memory while the larger buffers sit unused.
+    /// Of several of one size, the one given back last (the likeliest still in cache and TLB),
+    /// or, beyond 1.5x, the one given back first.
     func take(bytes: Int) -> UnsafeMutableRawPointer? {
         lock.lock(); defer { lock.unlock() }
         var best: Int?
-        for size in idle.keys where size >= bytes && 2 * size <= 3 * bytes && size < (best ?? .max) { best = size }
-        guard let size = best, var list = idle[size], let entry = list.popLast() else { return nil }
+        for (size, list) in idle where size >= bytes && size < (best ?? .max) {
+            if 2 * size <= 3 * bytes || list[0].tick <= runStartTick { best = size }
+        }
+        guard let size = best, var list = idle[size] else { return nil }
+        let withinReach = 2 * size <= 3 * bytes
+        let entry = withinReach ? list.removeLast() : list.removeFirst()
+        if !withinReach { lent.insert(entry.pointer) }
         idle[size] = list.isEmpty ? nil : list
         idleBytes -= size
         return entry.pointer
@@ -123,8 +144,12 @@ final class BufferCache: @unchecked Sendable {
             sizes[old] = nil
             evicted.append(old)
         }
-        tick += 1
-        idle[bytes, default: []].append((p, tick))
+        if lent.remove(p) != nil {
+            idle[bytes, default: []].insert((p, runStartTick), at: 0)   // the list stays oldest first
+        } else {
+            tick += 1
+            idle[bytes, default: []].append((p, tick))
+        }
         idleBytes += bytes
         return (true, evicted)
     }

@@ -56,4 +56,29 @@ final class MemoryTests: XCTestCase {
         XCTAssertEqual(Set(cache.drain()), Set([large[2], small[0], small[1], small[3]]))
         XCTAssertEqual(cache.idleByteCount, 0)
     }
+
+    /// After a change to a smaller job size, the earlier run's larger buffers serve the new run
+    /// instead of fresh memory being faulted in; within one run a much larger buffer is left for
+    /// the layer of its own size.
+    func testALaterRunReusesLargerBuffersOfEarlierRuns() {
+        let mib = 1 << 20
+        let cache = BufferCache(capacityBytes: 64 * mib)
+        let pointers = (1...4).map { UnsafeMutableRawPointer(bitPattern: $0 << 24)! }
+        for p in pointers { cache.noteSize(p, 16 * mib) }
+        cache.beginRun()
+        XCTAssertTrue(cache.give(pointers[0]).kept)
+        XCTAssertNil(cache.take(bytes: 4 * mib), "a 16 MiB buffer of this run is not spent on a 4 MiB tensor")
+        XCTAssertEqual(cache.take(bytes: 12 * mib), pointers[0], "within 1.5x it is")
+
+        XCTAssertTrue(cache.give(pointers[0]).kept)
+        XCTAssertTrue(cache.give(pointers[1]).kept)
+        cache.beginRun()
+        XCTAssertTrue(cache.give(pointers[2]).kept)
+        XCTAssertEqual(cache.take(bytes: 2 * mib), pointers[0], "an earlier run's buffer, the longest idle first")
+        XCTAssertEqual(cache.take(bytes: 2 * mib), pointers[1])
+        XCTAssertNil(cache.take(bytes: 2 * mib), "the buffer this run gave back stays for its own size")
+        XCTAssertTrue(cache.give(pointers[0]).kept)
+        XCTAssertEqual(cache.take(bytes: 2 * mib), pointers[0], "lent to a smaller tensor and given back, it serves the next one")
+        XCTAssertEqual(cache.take(bytes: 16 * mib), pointers[2])
+    }
 }
