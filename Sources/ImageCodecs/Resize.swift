@@ -1,3 +1,5 @@
+import CImageCodecs
+
 /// The resampling filter of `PlanarImage.resized`; both are antialiased when downscaling.
 public enum ResizeFilter: Sendable, Equatable {
     /// Keys cubic (a = -0.5) with its support widened by the scale factor when downscaling
@@ -166,14 +168,16 @@ private func resampleRowVertically(_ rows: UnsafePointer<UnsafePointer<Float>>, 
     }
 }
 
-/// A `ResampleKernel` for the horizontal pass: each output is a dot product of its taps,
-/// zero-padded to whole vectors of eight, so there is one vector multiply per eight taps where
-/// the padded window stays inside the row.
+/// A `ResampleKernel` for the horizontal pass. Where a downscale halves the row (outputs two
+/// inputs apart have windows two inputs apart), groups of eight outputs are summed tap by tap
+/// in C (`sc_resample_stride2_groups`), eight outputs per vector; elsewhere each output is a
+/// dot product of its taps, zero-padded to whole vectors of eight, so there is one vector
+/// multiply per eight taps where the padded window stays inside the row.
 private struct HorizontalKernel {
-    /// How an output is computed; decided once per kernel, not per row.
+    /// How an output outside the halving groups is computed; decided once per kernel, not per row.
     enum Step: UInt8 {
-        /// Its padded window, and those of the seven outputs after it, stay inside the row: the
-        /// eight are computed together.
+        /// Its padded window, and those of the seven outputs after it (all before the halving
+        /// groups, or all after them), stay inside the row: the eight are computed together.
         case eightInside
         /// Its padded window stays inside the row.
         case inside
@@ -187,24 +191,54 @@ private struct HorizontalKernel {
     let starts: [Int]
     let counts: [Int]
     let steps: [Step]
+    /// Outputs halvingFirst ..< halvingFirst + 8 * halvingGroups go by groups of eight through
+    /// `sc_resample_stride2_groups`, with `halvingTaps` taps each and these weights in its layout.
+    let halvingFirst: Int
+    let halvingGroups: Int
+    let halvingTaps: Int
+    let halvingWeights: [Float]
 
     init(inSize: Int, outSize: Int, filter: ResizeFilter) {
         let k = ResampleKernel(inSize: inSize, outSize: outSize, filter: filter)
         self.outSize = outSize
-        let lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
+        let taps = max(k.counts.max() ?? 1, 1)
+        let lanes = (taps + 7) / 8 * 8
         var padded = [Float](repeating: 0, count: outSize * lanes)
         for x in 0..<outSize {
             for t in 0..<k.counts[x] { padded[x * lanes + t] = k.weights[x * k.stride + t] }
         }
+        // A halving group's eight windows start two inputs apart and its loads (the last tap's
+        // sixteen inputs) end inside the row. The groups run from the first such one for as
+        // long as the next eight outputs form one too.
+        func halving(_ x: Int) -> Bool {
+            x + 8 <= outSize && k.starts[x] <= inSize - taps - 15
+                && (1..<8).allSatisfy { k.starts[x + $0] == k.starts[x] + 2 * $0 }
+        }
+        let first = (0..<outSize).first(where: halving) ?? outSize
+        var groups = 0
+        while halving(first + 8 * groups) { groups += 1 }
+        let laneOfOutput = [0, 1, 4, 5, 2, 3, 6, 7] // the lane order of sc_resample_stride2_groups
+        var halvingWeights = [Float](repeating: 0, count: groups * taps * 8)
+        for g in 0..<groups {
+            for j in 0..<8 {
+                let x = first + 8 * g + j
+                for t in 0..<k.counts[x] { halvingWeights[(g * taps + t) * 8 + laneOfOutput[j]] = k.weights[x * k.stride + t] }
+            }
+        }
         let inside = k.starts.map { $0 + lanes <= inSize }
         steps = (0..<outSize).map { x in
-            if x + 8 <= outSize && inside[x..<(x + 8)].allSatisfy({ $0 }) { return .eightInside }
+            let end = x < first ? first : outSize // eight together never straddle the halving groups
+            if x + 8 <= end && inside[x..<(x + 8)].allSatisfy({ $0 }) { return .eightInside }
             return inside[x] ? .inside : .atTheEnd
         }
         self.lanes = lanes
         self.padded = padded
         starts = k.starts
         counts = k.counts
+        halvingFirst = first
+        halvingGroups = groups
+        halvingTaps = taps
+        self.halvingWeights = halvingWeights
     }
 
     struct Pointers {
@@ -214,12 +248,29 @@ private struct HorizontalKernel {
         let starts: UnsafePointer<Int>
         let counts: UnsafePointer<Int>
         let steps: UnsafePointer<Step>
+        let halvingFirst: Int
+        let halvingGroups: Int
+        let halvingTaps: Int
+        let halvingWeights: UnsafePointer<Float>
 
         /// Resamples one row (as many values as the kernel's input size) into `outSize` values.
         @inline(__always)
         func resampleRow(_ srow: UnsafePointer<Float>, into drow: UnsafeMutablePointer<Float>) {
-            var x = 0
-            while x < outSize {
+            if halvingGroups == 0 {
+                resampleSteps(srow, from: 0, to: outSize, into: drow)
+                return
+            }
+            resampleSteps(srow, from: 0, to: halvingFirst, into: drow)
+            sc_resample_stride2_groups(srow, starts + halvingFirst, halvingWeights, halvingTaps, halvingGroups,
+                                       drow + halvingFirst)
+            resampleSteps(srow, from: halvingFirst + 8 * halvingGroups, to: outSize, into: drow)
+        }
+
+        @inline(__always)
+        private func resampleSteps(_ srow: UnsafePointer<Float>, from start: Int, to end: Int,
+                                   into drow: UnsafeMutablePointer<Float>) {
+            var x = start
+            while x < end {
                 switch steps[x] {
                 case .eightInside:
                     // Reduced together: summing each output's eight lanes alone is a chain of
@@ -260,8 +311,13 @@ private struct HorizontalKernel {
             try starts.withUnsafeBufferPointer { s in
                 try counts.withUnsafeBufferPointer { c in
                     try steps.withUnsafeBufferPointer { st in
-                        try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!,
-                                          starts: s.baseAddress!, counts: c.baseAddress!, steps: st.baseAddress!))
+                        try halvingWeights.withUnsafeBufferPointer { hw in
+                            // An empty array may have no storage: any non-nil pointer serves, nothing is read.
+                            try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!,
+                                              starts: s.baseAddress!, counts: c.baseAddress!, steps: st.baseAddress!,
+                                              halvingFirst: halvingFirst, halvingGroups: halvingGroups,
+                                              halvingTaps: halvingTaps, halvingWeights: hw.baseAddress ?? p.baseAddress!))
+                        }
                     }
                 }
             }

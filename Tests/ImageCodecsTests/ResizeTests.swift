@@ -119,10 +119,14 @@ final class ResizeTests: XCTestCase {
                        [0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1].map { Float($0) })
     }
 
-    /// The horizontal pass (eight outputs reduced together where their windows fit, one at a
-    /// time elsewhere) against the kernel's weights summed in double precision.
+    /// The horizontal pass (halving groups of eight outputs summed tap by tap, eight outputs
+    /// reduced together where their windows fit, one at a time elsewhere, as far as the row's
+    /// ends) against the kernel's weights summed in double precision. Halvings to odd widths
+    /// leave outputs after the last group; bicubic 46 -> 23 has two halving groups, 34 -> 17 one,
+    /// 20 -> 10 none.
     func testHorizontalResamplingMatchesTheKernelSummedInDouble() {
-        for (w, outW) in [(1000, 500), (1001, 37), (64, 20), (37, 9), (300, 299), (17, 16)] {
+        for (w, outW) in [(1000, 500), (1001, 37), (64, 20), (37, 9), (300, 299), (17, 16),
+                          (2048, 1024), (1034, 517), (74, 37), (46, 23), (34, 17), (20, 10), (1001, 500)] {
             let img = image(width: w, height: 2) { c, x, y in Float((x * 37 + y * 11 + c * 5) % 101) / 100 }
             for filter in [ResizeFilter.bicubic, .area] {
                 let out = img.resized(width: outW, height: 2, filter: filter)
