@@ -1,6 +1,6 @@
-/* The inner loop of the horizontal resample where a downscale halves the row: outputs two
- * inputs apart have windows two inputs apart, so eight outputs' inputs at one tap are the even
- * samples of sixteen consecutive ones. */
+/* The inner loops of the separable resample (Resize.swift): the vertical pass, and the
+ * horizontal one where a downscale halves the row. In C for AVX2 and FMA, which Swift's SIMD
+ * types do not reach: their eight floats are two SSE registers. */
 #include "CImageCodecs.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -41,4 +41,33 @@ void sc_resample_stride2_groups(const float *src, const ptrdiff_t *starts, const
         }
     }
 #endif
+}
+
+void sc_resample_columns(const float *const *rows, const float *weights, size_t taps, size_t n, float *out) {
+    size_t x = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    /* Sixteen columns at a time, in two registers: two independent chains of FMAs. */
+    for (; x + 16 <= n; x += 16) {
+        __m256 w = _mm256_broadcast_ss(weights);
+        __m256 lo = _mm256_mul_ps(w, _mm256_loadu_ps(rows[0] + x));
+        __m256 hi = _mm256_mul_ps(w, _mm256_loadu_ps(rows[0] + x + 8));
+        for (size_t t = 1; t < taps; t++) {
+            w = _mm256_broadcast_ss(weights + t);
+            lo = _mm256_fmadd_ps(w, _mm256_loadu_ps(rows[t] + x), lo);
+            hi = _mm256_fmadd_ps(w, _mm256_loadu_ps(rows[t] + x + 8), hi);
+        }
+        _mm256_storeu_ps(out + x, lo);
+        _mm256_storeu_ps(out + x + 8, hi);
+    }
+    for (; x + 8 <= n; x += 8) {
+        __m256 acc = _mm256_mul_ps(_mm256_broadcast_ss(weights), _mm256_loadu_ps(rows[0] + x));
+        for (size_t t = 1; t < taps; t++) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(weights + t), _mm256_loadu_ps(rows[t] + x), acc);
+        _mm256_storeu_ps(out + x, acc);
+    }
+#endif
+    for (; x < n; x++) {
+        float acc = weights[0] * rows[0][x];
+        for (size_t t = 1; t < taps; t++) acc += weights[t] * rows[t][x];
+        out[x] = acc;
+    }
 }

@@ -53,7 +53,7 @@ extension PlanarImage {
     private func resampledVertically(to outH: Int, filter: ResizeFilter) -> PlanarImage {
         let k = ResampleKernel(inSize: height, outSize: outH, filter: filter)
         let w = width, h = height
-        var taps = [UnsafePointer<Float>](repeating: UnsafePointer(bitPattern: 1)!, count: max(k.stride, 1))
+        var taps = [UnsafePointer<Float>?](repeating: nil, count: max(k.stride, 1))
         let out = [Float](unsafeUninitializedCapacity: 3 * w * outH) { buf, count in
             pixels.withUnsafeBufferPointer { src in
                 k.weights.withUnsafeBufferPointer { wts in
@@ -108,7 +108,7 @@ extension PlanarImage {
         let kh = HorizontalKernel(inSize: w, outSize: outW, filter: filter)
         var ring = [Float](repeating: 0, count: 3 * ringRows * w)
         var column = [Float](repeating: 0, count: w)
-        var taps = [UnsafePointer<Float>](repeating: UnsafePointer(bitPattern: 1)!, count: ringRows)
+        var taps = [UnsafePointer<Float>?](repeating: nil, count: ringRows)
         let out = [Float](unsafeUninitializedCapacity: 3 * outW * outH) { buf, count in
             ring.withUnsafeMutableBufferPointer { ringBuf in
                 column.withUnsafeMutableBufferPointer { columnBuf in
@@ -145,27 +145,13 @@ extension PlanarImage {
     }
 }
 
-/// One output row of the vertical pass: `into[x]` = the sum over the `count` taps of
-/// weights[t] * rows[t][x], for x in 0..<width. Eight columns at a time are summed over every
-/// tap in registers: one write per output value however many taps there are.
+/// One output row of the vertical pass: `into[x]` = the sum over the `count` (>= 1) taps of
+/// weights[t] * rows[t][x], for x in 0..<width, summed in registers over every tap (in C,
+/// `sc_resample_columns`): one write per output value however many taps there are.
 @inline(__always)
-private func resampleRowVertically(_ rows: UnsafePointer<UnsafePointer<Float>>, count taps: Int,
+private func resampleRowVertically(_ rows: UnsafePointer<UnsafePointer<Float>?>, count taps: Int,
                                    weights wy: UnsafePointer<Float>, width w: Int, into drow: UnsafeMutablePointer<Float>) {
-    var x = 0
-    while x + 8 <= w {
-        var acc = SIMD8<Float>(repeating: wy[0]) * load8(rows[0] + x)
-        for t in 1..<max(taps, 1) {
-            acc += SIMD8<Float>(repeating: wy[t]) * load8(rows[t] + x)
-        }
-        store8(acc, drow + x)
-        x += 8
-    }
-    while x < w {
-        var acc: Float = 0
-        for t in 0..<taps { acc += wy[t] * rows[t][x] }
-        drow[x] = acc
-        x += 1
-    }
+    sc_resample_columns(rows, wy, taps, w, drow)
 }
 
 /// A `ResampleKernel` for the horizontal pass. Where a downscale halves the row (outputs two

@@ -148,6 +148,33 @@ final class ResizeTests: XCTestCase {
         }
     }
 
+    /// The vertical pass (sixteen columns at a time, then eight, then one by one) against the
+    /// kernel's weights summed in double precision, at widths that end in each of those.
+    func testVerticalResamplingMatchesTheKernelSummedInDouble() {
+        for (h, outH) in [(1000, 500), (37, 9), (17, 16), (64, 20)] {
+            for w in [1, 7, 8, 15, 16, 27, 40] {
+                let img = image(width: w, height: h) { c, x, y in Float((x * 13 + y * 37 + c * 5) % 101) / 100 }
+                for filter in [ResizeFilter.bicubic, .area] {
+                    let out = img.resized(width: w, height: outH, filter: filter)
+                    let k = ResampleKernel(inSize: h, outSize: outH, filter: filter)
+                    for c in 0..<3 {
+                        for y in 0..<outH {
+                            for x in 0..<w {
+                                var expected = 0.0
+                                for t in 0..<k.counts[y] {
+                                    expected += Double(k.weights[y * k.stride + t])
+                                        * Double(img.pixels[(c * h + k.starts[y] + t) * w + x])
+                                }
+                                XCTAssertEqual(Double(out.pixels[(c * outH + y) * w + x]), expected, accuracy: 1e-5,
+                                               "\(h) -> \(outH), width \(w), \(filter), plane \(c), (\(x), \(y))")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testKernelRowsAreNormalised() {
         for filter in [ResizeFilter.bicubic, .area] {
             for (i, o) in [(3840, 512), (512, 3840), (7, 3), (100, 99), (1, 5), (5, 1)] {

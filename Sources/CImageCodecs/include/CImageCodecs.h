@@ -101,6 +101,11 @@ void sc_quantize_rgb8(const float *r, const float *g, const float *b, size_t n, 
  * (the float division, correctly rounded). */
 void sc_rgb8_to_planes(const uint8_t *src, size_t n, float *r, float *g, float *b);
 
+/* One output row of a vertical resample: out[x] = the sum over t < taps (>= 1) of
+ * weights[t] * rows[t][x], for x < n, in tap order (with AVX2, fused multiply-adds after the
+ * first product). */
+void sc_resample_columns(const float *const *rows, const float *weights, size_t taps, size_t n, float *out);
+
 /* `groups` groups of eight consecutive outputs of a horizontal resample whose eight windows
  * start two inputs apart: output j (0...7) of group g is the sum over t < taps of
  * weights[8 * (taps * g + t) + lane(j)] * src[starts[8 * g] + 2 * j + t], written to
