@@ -178,11 +178,13 @@ private struct HorizontalKernel {
     let counts: [Int]
     let steps: [Step]
     /// Outputs halvingFirst ..< halvingFirst + 8 * halvingGroups go by groups of eight through
-    /// `sc_resample_stride2_groups`, with `halvingTaps` taps each and these weights in its layout.
+    /// `sc_resample_stride2_groups`, with `halvingTaps` taps each and these weights in its layout:
+    /// one set per group, or a single set (`halvingWeightsStep` 0) when all groups have the same.
     let halvingFirst: Int
     let halvingGroups: Int
     let halvingTaps: Int
     let halvingWeights: [Float]
+    let halvingWeightsStep: Int
 
     init(inSize: Int, outSize: Int, filter: ResizeFilter) {
         let k = ResampleKernel(inSize: inSize, outSize: outSize, filter: filter)
@@ -224,7 +226,14 @@ private struct HorizontalKernel {
         halvingFirst = first
         halvingGroups = groups
         halvingTaps = taps
-        self.halvingWeights = halvingWeights
+        let set = 8 * taps
+        if groups > 1 && (1..<groups).allSatisfy({ g in halvingWeights[(g * set)..<((g + 1) * set)].elementsEqual(halvingWeights[0..<set]) }) {
+            self.halvingWeights = Array(halvingWeights[0..<set])
+            halvingWeightsStep = 0
+        } else {
+            self.halvingWeights = halvingWeights
+            halvingWeightsStep = set
+        }
     }
 
     struct Pointers {
@@ -238,6 +247,7 @@ private struct HorizontalKernel {
         let halvingGroups: Int
         let halvingTaps: Int
         let halvingWeights: UnsafePointer<Float>
+        let halvingWeightsStep: Int
 
         /// Resamples one row (as many values as the kernel's input size) into `outSize` values.
         @inline(__always)
@@ -247,8 +257,8 @@ private struct HorizontalKernel {
                 return
             }
             resampleSteps(srow, from: 0, to: halvingFirst, into: drow)
-            sc_resample_stride2_groups(srow, starts + halvingFirst, halvingWeights, halvingTaps, halvingGroups,
-                                       drow + halvingFirst)
+            sc_resample_stride2_groups(srow, starts + halvingFirst, halvingWeights, halvingWeightsStep, halvingTaps,
+                                       halvingGroups, drow + halvingFirst)
             resampleSteps(srow, from: halvingFirst + 8 * halvingGroups, to: outSize, into: drow)
         }
 
@@ -302,7 +312,8 @@ private struct HorizontalKernel {
                             try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!,
                                               starts: s.baseAddress!, counts: c.baseAddress!, steps: st.baseAddress!,
                                               halvingFirst: halvingFirst, halvingGroups: halvingGroups,
-                                              halvingTaps: halvingTaps, halvingWeights: hw.baseAddress ?? p.baseAddress!))
+                                              halvingTaps: halvingTaps, halvingWeights: hw.baseAddress ?? p.baseAddress!,
+                                              halvingWeightsStep: halvingWeightsStep))
                         }
                     }
                 }
