@@ -59,7 +59,26 @@ void sc_resample_stride2_groups(const float *src, const ptrdiff_t *starts, const
 void sc_resample_columns(const float *const *rows, const float *weights, size_t taps, size_t n, float *out) {
     size_t x = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-    /* Sixteen columns at a time, in two registers: two independent chains of FMAs. */
+    /* Thirty-two columns at a time, in four registers: four independent chains of FMAs. */
+    for (; x + 32 <= n; x += 32) {
+        __m256 w = _mm256_broadcast_ss(weights);
+        __m256 a0 = _mm256_mul_ps(w, _mm256_loadu_ps(rows[0] + x));
+        __m256 a1 = _mm256_mul_ps(w, _mm256_loadu_ps(rows[0] + x + 8));
+        __m256 a2 = _mm256_mul_ps(w, _mm256_loadu_ps(rows[0] + x + 16));
+        __m256 a3 = _mm256_mul_ps(w, _mm256_loadu_ps(rows[0] + x + 24));
+        for (size_t t = 1; t < taps; t++) {
+            const float *r = rows[t] + x;
+            w = _mm256_broadcast_ss(weights + t);
+            a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(r), a0);
+            a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(r + 8), a1);
+            a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(r + 16), a2);
+            a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(r + 24), a3);
+        }
+        _mm256_storeu_ps(out + x, a0);
+        _mm256_storeu_ps(out + x + 8, a1);
+        _mm256_storeu_ps(out + x + 16, a2);
+        _mm256_storeu_ps(out + x + 24, a3);
+    }
     for (; x + 16 <= n; x += 16) {
         __m256 w = _mm256_broadcast_ss(weights);
         __m256 lo = _mm256_mul_ps(w, _mm256_loadu_ps(rows[0] + x));

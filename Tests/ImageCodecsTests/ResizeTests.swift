@@ -148,11 +148,11 @@ final class ResizeTests: XCTestCase {
         }
     }
 
-    /// The vertical pass (sixteen columns at a time, then eight, then one by one) against the
-    /// kernel's weights summed in double precision, at widths that end in each of those.
+    /// The vertical pass (thirty-two columns at a time, then sixteen, eight, and one by one)
+    /// against the kernel's weights summed in double precision, at widths that end in each of those.
     func testVerticalResamplingMatchesTheKernelSummedInDouble() {
         for (h, outH) in [(1000, 500), (37, 9), (17, 16), (64, 20)] {
-            for w in [1, 7, 8, 15, 16, 27, 40] {
+            for w in [1, 7, 8, 15, 16, 27, 40, 59, 64] {
                 let img = image(width: w, height: h) { c, x, y in Float((x * 13 + y * 37 + c * 5) % 101) / 100 }
                 for filter in [ResizeFilter.bicubic, .area] {
                     let out = img.resized(width: w, height: outH, filter: filter)
