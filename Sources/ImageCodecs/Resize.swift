@@ -1,3 +1,5 @@
+import CImageCodecs
+
 /// The resampling filter of `PlanarImage.resized`; both are antialiased when downscaling.
 public enum ResizeFilter: Sendable, Equatable {
     /// Keys cubic (a = -0.5) with its support widened by the scale factor when downscaling
@@ -51,7 +53,7 @@ extension PlanarImage {
     private func resampledVertically(to outH: Int, filter: ResizeFilter) -> PlanarImage {
         let k = ResampleKernel(inSize: height, outSize: outH, filter: filter)
         let w = width, h = height
-        var taps = [UnsafePointer<Float>](repeating: UnsafePointer(bitPattern: 1)!, count: max(k.stride, 1))
+        var taps = [UnsafePointer<Float>?](repeating: nil, count: max(k.stride, 1))
         let out = [Float](unsafeUninitializedCapacity: 3 * w * outH) { buf, count in
             pixels.withUnsafeBufferPointer { src in
                 k.weights.withUnsafeBufferPointer { wts in
@@ -106,7 +108,7 @@ extension PlanarImage {
         let kh = HorizontalKernel(inSize: w, outSize: outW, filter: filter)
         var ring = [Float](repeating: 0, count: 3 * ringRows * w)
         var column = [Float](repeating: 0, count: w)
-        var taps = [UnsafePointer<Float>](repeating: UnsafePointer(bitPattern: 1)!, count: ringRows)
+        var taps = [UnsafePointer<Float>?](repeating: nil, count: ringRows)
         let out = [Float](unsafeUninitializedCapacity: 3 * outW * outH) { buf, count in
             ring.withUnsafeMutableBufferPointer { ringBuf in
                 column.withUnsafeMutableBufferPointer { columnBuf in
@@ -143,37 +145,25 @@ extension PlanarImage {
     }
 }
 
-/// One output row of the vertical pass: `into[x]` = the sum over the `count` taps of
-/// weights[t] * rows[t][x], for x in 0..<width. Eight columns at a time are summed over every
-/// tap in registers: one write per output value however many taps there are.
+/// One output row of the vertical pass: `into[x]` = the sum over the `count` (>= 1) taps of
+/// weights[t] * rows[t][x], for x in 0..<width, summed in registers over every tap (in C,
+/// `sc_resample_columns`): one write per output value however many taps there are.
 @inline(__always)
-private func resampleRowVertically(_ rows: UnsafePointer<UnsafePointer<Float>>, count taps: Int,
+private func resampleRowVertically(_ rows: UnsafePointer<UnsafePointer<Float>?>, count taps: Int,
                                    weights wy: UnsafePointer<Float>, width w: Int, into drow: UnsafeMutablePointer<Float>) {
-    var x = 0
-    while x + 8 <= w {
-        var acc = SIMD8<Float>(repeating: wy[0]) * load8(rows[0] + x)
-        for t in 1..<max(taps, 1) {
-            acc += SIMD8<Float>(repeating: wy[t]) * load8(rows[t] + x)
-        }
-        store8(acc, drow + x)
-        x += 8
-    }
-    while x < w {
-        var acc: Float = 0
-        for t in 0..<taps { acc += wy[t] * rows[t][x] }
-        drow[x] = acc
-        x += 1
-    }
+    sc_resample_columns(rows, wy, taps, w, drow)
 }
 
-/// A `ResampleKernel` for the horizontal pass: each output is a dot product of its taps,
-/// zero-padded to whole vectors of eight, so there is one vector multiply per eight taps where
-/// the padded window stays inside the row.
+/// A `ResampleKernel` for the horizontal pass. Where a downscale halves the row (outputs two
+/// inputs apart have windows two inputs apart), groups of eight outputs are summed tap by tap
+/// in C (`sc_resample_stride2_groups`), eight outputs per vector; elsewhere each output is a
+/// dot product of its taps, zero-padded to whole vectors of eight, so there is one vector
+/// multiply per eight taps where the padded window stays inside the row.
 private struct HorizontalKernel {
-    /// How an output is computed; decided once per kernel, not per row.
+    /// How an output outside the halving groups is computed; decided once per kernel, not per row.
     enum Step: UInt8 {
-        /// Its padded window, and those of the seven outputs after it, stay inside the row: the
-        /// eight are computed together.
+        /// Its padded window, and those of the seven outputs after it (all before the halving
+        /// groups, or all after them), stay inside the row: the eight are computed together.
         case eightInside
         /// Its padded window stays inside the row.
         case inside
@@ -187,24 +177,63 @@ private struct HorizontalKernel {
     let starts: [Int]
     let counts: [Int]
     let steps: [Step]
+    /// Outputs halvingFirst ..< halvingFirst + 8 * halvingGroups go by groups of eight through
+    /// `sc_resample_stride2_groups`, with `halvingTaps` taps each and these weights in its layout:
+    /// one set per group, or a single set (`halvingWeightsStep` 0) when all groups have the same.
+    let halvingFirst: Int
+    let halvingGroups: Int
+    let halvingTaps: Int
+    let halvingWeights: [Float]
+    let halvingWeightsStep: Int
 
     init(inSize: Int, outSize: Int, filter: ResizeFilter) {
         let k = ResampleKernel(inSize: inSize, outSize: outSize, filter: filter)
         self.outSize = outSize
-        let lanes = (max(k.counts.max() ?? 1, 1) + 7) / 8 * 8
+        let taps = max(k.counts.max() ?? 1, 1)
+        let lanes = (taps + 7) / 8 * 8
         var padded = [Float](repeating: 0, count: outSize * lanes)
         for x in 0..<outSize {
             for t in 0..<k.counts[x] { padded[x * lanes + t] = k.weights[x * k.stride + t] }
         }
+        // A halving group's eight windows start two inputs apart and its loads (the last tap's
+        // sixteen inputs) end inside the row. The groups run from the first such one for as
+        // long as the next eight outputs form one too.
+        func halving(_ x: Int) -> Bool {
+            x + 8 <= outSize && k.starts[x] <= inSize - taps - 15
+                && (1..<8).allSatisfy { k.starts[x + $0] == k.starts[x] + 2 * $0 }
+        }
+        let first = (0..<outSize).first(where: halving) ?? outSize
+        var groups = 0
+        while halving(first + 8 * groups) { groups += 1 }
+        let laneOfOutput = [0, 1, 4, 5, 2, 3, 6, 7] // the lane order of sc_resample_stride2_groups
+        var halvingWeights = [Float](repeating: 0, count: groups * taps * 8)
+        for g in 0..<groups {
+            for j in 0..<8 {
+                let x = first + 8 * g + j
+                for t in 0..<k.counts[x] { halvingWeights[(g * taps + t) * 8 + laneOfOutput[j]] = k.weights[x * k.stride + t] }
+            }
+        }
         let inside = k.starts.map { $0 + lanes <= inSize }
         steps = (0..<outSize).map { x in
-            if x + 8 <= outSize && inside[x..<(x + 8)].allSatisfy({ $0 }) { return .eightInside }
+            let end = x < first ? first : outSize // eight together never straddle the halving groups
+            if x + 8 <= end && inside[x..<(x + 8)].allSatisfy({ $0 }) { return .eightInside }
             return inside[x] ? .inside : .atTheEnd
         }
         self.lanes = lanes
         self.padded = padded
         starts = k.starts
         counts = k.counts
+        halvingFirst = first
+        halvingGroups = groups
+        halvingTaps = taps
+        let set = 8 * taps
+        if groups > 1 && (1..<groups).allSatisfy({ g in halvingWeights[(g * set)..<((g + 1) * set)].elementsEqual(halvingWeights[0..<set]) }) {
+            self.halvingWeights = Array(halvingWeights[0..<set])
+            halvingWeightsStep = 0
+        } else {
+            self.halvingWeights = halvingWeights
+            halvingWeightsStep = set
+        }
     }
 
     struct Pointers {
@@ -214,12 +243,30 @@ private struct HorizontalKernel {
         let starts: UnsafePointer<Int>
         let counts: UnsafePointer<Int>
         let steps: UnsafePointer<Step>
+        let halvingFirst: Int
+        let halvingGroups: Int
+        let halvingTaps: Int
+        let halvingWeights: UnsafePointer<Float>
+        let halvingWeightsStep: Int
 
         /// Resamples one row (as many values as the kernel's input size) into `outSize` values.
         @inline(__always)
         func resampleRow(_ srow: UnsafePointer<Float>, into drow: UnsafeMutablePointer<Float>) {
-            var x = 0
-            while x < outSize {
+            if halvingGroups == 0 {
+                resampleSteps(srow, from: 0, to: outSize, into: drow)
+                return
+            }
+            resampleSteps(srow, from: 0, to: halvingFirst, into: drow)
+            sc_resample_stride2_groups(srow, starts + halvingFirst, halvingWeights, halvingWeightsStep, halvingTaps,
+                                       halvingGroups, drow + halvingFirst)
+            resampleSteps(srow, from: halvingFirst + 8 * halvingGroups, to: outSize, into: drow)
+        }
+
+        @inline(__always)
+        private func resampleSteps(_ srow: UnsafePointer<Float>, from start: Int, to end: Int,
+                                   into drow: UnsafeMutablePointer<Float>) {
+            var x = start
+            while x < end {
                 switch steps[x] {
                 case .eightInside:
                     // Reduced together: summing each output's eight lanes alone is a chain of
@@ -260,8 +307,14 @@ private struct HorizontalKernel {
             try starts.withUnsafeBufferPointer { s in
                 try counts.withUnsafeBufferPointer { c in
                     try steps.withUnsafeBufferPointer { st in
-                        try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!,
-                                          starts: s.baseAddress!, counts: c.baseAddress!, steps: st.baseAddress!))
+                        try halvingWeights.withUnsafeBufferPointer { hw in
+                            // An empty array may have no storage: any non-nil pointer serves, nothing is read.
+                            try body(Pointers(outSize: outSize, lanes: lanes, padded: p.baseAddress!,
+                                              starts: s.baseAddress!, counts: c.baseAddress!, steps: st.baseAddress!,
+                                              halvingFirst: halvingFirst, halvingGroups: halvingGroups,
+                                              halvingTaps: halvingTaps, halvingWeights: hw.baseAddress ?? p.baseAddress!,
+                                              halvingWeightsStep: halvingWeightsStep))
+                        }
                     }
                 }
             }

@@ -119,10 +119,14 @@ final class ResizeTests: XCTestCase {
                        [0, 0, 0.125, 0.375, 0.625, 0.875, 1, 1].map { Float($0) })
     }
 
-    /// The horizontal pass (eight outputs reduced together where their windows fit, one at a
-    /// time elsewhere) against the kernel's weights summed in double precision.
+    /// The horizontal pass (halving groups of eight outputs summed tap by tap, eight outputs
+    /// reduced together where their windows fit, one at a time elsewhere, as far as the row's
+    /// ends) against the kernel's weights summed in double precision. Halvings to odd widths
+    /// leave outputs after the last group; bicubic 46 -> 23 has two halving groups, 34 -> 17 one,
+    /// 20 -> 10 none.
     func testHorizontalResamplingMatchesTheKernelSummedInDouble() {
-        for (w, outW) in [(1000, 500), (1001, 37), (64, 20), (37, 9), (300, 299), (17, 16)] {
+        for (w, outW) in [(1000, 500), (1001, 37), (64, 20), (37, 9), (300, 299), (17, 16),
+                          (2048, 1024), (1034, 517), (74, 37), (46, 23), (34, 17), (20, 10), (1001, 500)] {
             let img = image(width: w, height: 2) { c, x, y in Float((x * 37 + y * 11 + c * 5) % 101) / 100 }
             for filter in [ResizeFilter.bicubic, .area] {
                 let out = img.resized(width: outW, height: 2, filter: filter)
@@ -137,6 +141,33 @@ final class ResizeTests: XCTestCase {
                             }
                             XCTAssertEqual(Double(out.pixels[(c * 2 + y) * outW + x]), expected, accuracy: 1e-5,
                                            "\(w) -> \(outW), \(filter), plane \(c), (\(x), \(y))")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The vertical pass (thirty-two columns at a time, then sixteen, eight, and one by one)
+    /// against the kernel's weights summed in double precision, at widths that end in each of those.
+    func testVerticalResamplingMatchesTheKernelSummedInDouble() {
+        for (h, outH) in [(1000, 500), (37, 9), (17, 16), (64, 20)] {
+            for w in [1, 7, 8, 15, 16, 27, 40, 59, 64] {
+                let img = image(width: w, height: h) { c, x, y in Float((x * 13 + y * 37 + c * 5) % 101) / 100 }
+                for filter in [ResizeFilter.bicubic, .area] {
+                    let out = img.resized(width: w, height: outH, filter: filter)
+                    let k = ResampleKernel(inSize: h, outSize: outH, filter: filter)
+                    for c in 0..<3 {
+                        for y in 0..<outH {
+                            for x in 0..<w {
+                                var expected = 0.0
+                                for t in 0..<k.counts[y] {
+                                    expected += Double(k.weights[y * k.stride + t])
+                                        * Double(img.pixels[(c * h + k.starts[y] + t) * w + x])
+                                }
+                                XCTAssertEqual(Double(out.pixels[(c * outH + y) * w + x]), expected, accuracy: 1e-5,
+                                               "\(h) -> \(outH), width \(w), \(filter), plane \(c), (\(x), \(y))")
+                            }
                         }
                     }
                 }

@@ -66,7 +66,7 @@ final class ScaledDecodeTests: XCTestCase {
     /// bit for bit, as the full decode resized, whatever the sizes and filter.
     func testAShrinkingEightBitDecodeIsExactlyTheFullDecodeResized() throws {
         for (w, h, side) in [(1024, 1024, 512), (257, 999, 300), (999, 257, 300), (300, 200, 299), (640, 480, 7),
-                             (1000, 3, 500), (1001, 1, 500), (37, 1000, 64)] {
+                             (1000, 3, 500), (1001, 1, 500), (37, 1000, 64), (74, 50, 37)] {
             let png = try ImageEncoder.png(PNGEncoderTests.texture(width: w, height: h, seed: UInt64(w * h)))
             let full = try ImageDecoder.decode(png)
             for filter in [ResizeFilter.bicubic, .area] {

@@ -101,6 +101,21 @@ void sc_quantize_rgb8(const float *r, const float *g, const float *b, size_t n, 
  * (the float division, correctly rounded). */
 void sc_rgb8_to_planes(const uint8_t *src, size_t n, float *r, float *g, float *b);
 
+/* One output row of a vertical resample: out[x] = the sum over t < taps (>= 1) of
+ * weights[t] * rows[t][x], for x < n, in tap order (with AVX2, fused multiply-adds after the
+ * first product). */
+void sc_resample_columns(const float *const *rows, const float *weights, size_t taps, size_t n, float *out);
+
+/* `groups` groups of eight consecutive outputs of a horizontal resample whose eight windows
+ * start two inputs apart: output j (0...7) of group g is the sum over t < taps (>= 1) of
+ * weights[weights_step * g + 8 * t + lane(j)] * src[starts[8 * g] + 2 * j + t], written to
+ * dst[8 * g + j], where lane(j) is 0 1 4 5 2 3 6 7 for j = 0...7 (the order the vector loop
+ * gathers the inputs in). weights_step is 8 * taps, or 0 when all groups share one set of
+ * weights. Reads src[starts[8 * g] ... starts[8 * g] + taps + 14]. Products are added in tap
+ * order (with AVX2, fused multiply-adds after the first). */
+void sc_resample_stride2_groups(const float *src, const ptrdiff_t *starts, const float *weights, size_t weights_step,
+                                size_t taps, size_t groups, float *dst);
+
 /* Free a buffer returned by this library (NULL is fine). */
 void sc_free(void *p);
 
