@@ -96,11 +96,19 @@ extension PostgresJobQueue {
         guard let executor else { return }
         let progress = JobProgress(onReport: { [weak self] f in self?.reportProgress(state, f) },
                                    isCanceled: { [weak self] in self?.isCanceled(state) ?? true })
-        let outcome: Result<JobResult, Error>
-        do {
-            outcome = .success(try executor.execute(record, blobs: blobStore, progress: progress))
-        } catch {
-            outcome = .failure(error)
+        // Inputs and registered styles are read from the database: when it is away at that moment,
+        // the job runs again once it is back instead of failing (an accepted job is not lost to an
+        // outage). The executor has produced nothing yet when its reads fail, so running it again is safe.
+        var backoff = Backoff(minimum: 0.2, maximum: 5)
+        var outcome: Result<JobResult, Error>
+        while true {
+            do {
+                outcome = .success(try executor.execute(record, blobs: blobStore, progress: progress))
+            } catch {
+                outcome = .failure(error)
+                if !isCanceled(state), waitToRetry(error, &backoff), !isCanceled(state) { continue }
+            }
+            break
         }
         finish(state, outcome)
     }
