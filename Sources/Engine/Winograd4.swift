@@ -90,13 +90,18 @@ extension Conv2D {
                 for ic in 0..<c {
                     for lr in 0..<nty {
                         let ty = ty0 + lr
-                        for i in 0..<6 {
+                        // Tile row ty reads input rows 4ty-1 ... 4ty+4; its first two are the previous tile
+                        // row's last two. The six slots are a ring: row i sits in slot (first + i) % 6, so
+                        // only the four new rows are filled.
+                        let first = 4 * lr % 6
+                        for i in (lr == 0 ? 0 : 2)..<6 {
                             let src = input.row(channel: ic, logicalRow: reflect(4 * ty - 1 + i, h), scratch: tmp)
-                            fillPaddedRow(row: src, width: w, pad: 1, stride: 4, phaseWidth: phaseWidth, into: rows + i * 4 * phaseWidth)
+                            fillPaddedRow(row: src, width: w, pad: 1, stride: 4, phaseWidth: phaseWidth,
+                                          into: rows + (first + i) % 6 * 4 * phaseWidth)
                         }
                         var t0 = 0
                         while t0 < ncols {
-                            transformInputTiles4(rows: rows, phaseWidth: phaseWidth, t0: tx0 + t0, temp: vectors,
+                            transformInputTiles4(rows: rows, first: first, phaseWidth: phaseWidth, t0: tx0 + t0, temp: vectors,
                                                  into: vBuf + ic * nPad + lr * ncols + t0, xiStride: c * nPad)
                             t0 += 8
                         }
@@ -141,14 +146,15 @@ func winogradBT(_ d0: SIMD8<Float>, _ d1: SIMD8<Float>, _ d2: SIMD8<Float>, _ d3
     return (four * d0 - five * d2 + d4, a + b, a - b, e + f, e - f, four * d1 - five * d3 + d5)
 }
 
-/// V = B^T d B for 8 consecutive 6x6 input tiles; `rows` holds 6 padded rows split into 4 phases.
+/// V = B^T d B for 8 consecutive 6x6 input tiles; `rows` holds 6 padded rows split into 4 phases,
+/// row i in slot (first + i) % 6.
 @inline(__always)
-func transformInputTiles4(rows: UnsafePointer<Float>, phaseWidth: Int, t0: Int, temp hz: UnsafeMutablePointer<SIMD8<Float>>,
+func transformInputTiles4(rows: UnsafePointer<Float>, first: Int, phaseWidth: Int, t0: Int, temp hz: UnsafeMutablePointer<SIMD8<Float>>,
                           into v: UnsafeMutablePointer<Float>, xiStride: Int) {
     // Horizontal: tile t reads padded columns 4t..4t+5 = phases 0..3 at t, phases 0..1 at t+1.
     do {
         for i in 0..<6 {
-            let p = rows + i * 4 * phaseWidth + t0
+            let p = rows + (first + i) % 6 * 4 * phaseWidth + t0
             let r = winogradBT(load8(p), load8(p + phaseWidth), load8(p + 2 * phaseWidth), load8(p + 3 * phaseWidth),
                                load8(p + 1), load8(p + phaseWidth + 1))
             hz[i * 6] = r.0; hz[i * 6 + 1] = r.1; hz[i * 6 + 2] = r.2; hz[i * 6 + 3] = r.3; hz[i * 6 + 4] = r.4; hz[i * 6 + 5] = r.5
