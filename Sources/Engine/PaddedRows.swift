@@ -1,3 +1,5 @@
+import CEngineShuffles
+
 // Input rows as the convolution kernels read them: reflection-padded and split into stride
 // phases (so strided taps become contiguous loads), or packed into contiguous panels.
 
@@ -45,38 +47,44 @@ func fillPaddedRow(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s
         if phaseWidth > padded { (dst + padded).update(repeating: 0, count: phaseWidth - padded) }
         return
     }
-    var j0 = 0
-    if s == 2 {
-        // Interior blocks: 16 consecutive padded columns de-interleave into 8 per phase.
-        let even = dst, odd = dst + phaseWidth
-        while 2 * j0 < p { j0 += 1 }
-        while 2 * j0 + 16 <= p + w && j0 + 8 <= phaseWidth {
-            let v = UnsafeRawPointer(row + (2 * j0 - p)).loadUnaligned(as: SIMD16<Float>.self)
-            store8(v.evenHalf, even + j0)
-            store8(v.oddHalf, odd + j0)
+    if s == 2 || s == 4 {
+        // Blocks of 8s consecutive padded columns de-interleave into 8 per phase: straight from the
+        // row inside it, from a reflected and zero-padded copy of the block at its right end.
+        let block = 8 * s
+        var j0 = 0
+        while s * j0 < p { j0 += 1 }
+        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: min(p / s + 1, phaseWidth))
+        while s * j0 + block <= p + w && j0 + 8 <= phaseWidth {
+            deinterleave(row + (s * j0 - p), stride: s, into: dst + j0, phaseWidth: phaseWidth)
             j0 += 8
         }
-        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: min(p / 2 + 1, phaseWidth))
-        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: j0, to: phaseWidth)
-        return
-    }
-    if s == 4 {
-        // Interior blocks: 32 consecutive padded columns de-interleave into 8 per phase.
-        while 4 * j0 < p { j0 += 1 }
-        while 4 * j0 + 32 <= p + w && j0 + 8 <= phaseWidth {
-            let v = UnsafeRawPointer(row + (4 * j0 - p)).loadUnaligned(as: SIMD32<Float>.self)
-            let even = v.evenHalf, odd = v.oddHalf
-            store8(even.evenHalf, dst + j0)
-            store8(odd.evenHalf, dst + phaseWidth + j0)
-            store8(even.oddHalf, dst + 2 * phaseWidth + j0)
-            store8(odd.oddHalf, dst + 3 * phaseWidth + j0)
-            j0 += 8
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { buffer in
+            let strip = buffer.baseAddress!
+            while j0 + 8 <= phaseWidth && s * j0 < padded {
+                let x0 = s * j0 - p                                   // the block's first input column (>= 0)
+                let fromRow = max(0, min(block, w - x0))
+                let data = min(block, padded - s * j0)
+                strip.update(from: row + x0, count: fromRow)
+                for k in fromRow..<data { strip[k] = row[reflect(x0 + k, w)] }
+                if data < block { (strip + data).update(repeating: 0, count: block - data) }
+                deinterleave(UnsafePointer(strip), stride: s, into: dst + j0, phaseWidth: phaseWidth)
+                j0 += 8
+            }
         }
-        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: min(p / 4 + 1, phaseWidth))
         fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: j0, to: phaseWidth)
         return
     }
     fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: phaseWidth)
+}
+
+/// Splits 8s consecutive floats (s = 2 or 4) into s phases of 8, phase q at `dst + q * phaseWidth`.
+@inline(__always)
+func deinterleave(_ src: UnsafePointer<Float>, stride s: Int, into dst: UnsafeMutablePointer<Float>, phaseWidth: Int) {
+    if s == 2 {
+        sx_deinterleave2(src, dst, dst + phaseWidth)
+    } else {
+        sx_deinterleave4(src, dst, dst + phaseWidth, dst + 2 * phaseWidth, dst + 3 * phaseWidth)
+    }
 }
 
 /// Phase-split columns j in from..<to of a reflection-padded row, one element at a time.

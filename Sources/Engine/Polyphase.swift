@@ -1,3 +1,4 @@
+import CEngineShuffles
 import EngineKernels512
 
 /// A 3x3 convolution (stride 1, reflection pad 1) of a nearest-neighbour 2x upsampled input, computed
@@ -101,9 +102,7 @@ extension Conv2D {
                         let dst = out.plane(o) + oy * wo
                         var x = 0
                         while x + 8 <= w {
-                            var v = SIMD16<Float>()
-                            v.evenHalf = load8(even + x); v.oddHalf = load8(odd + x)
-                            UnsafeMutableRawPointer(dst + 2 * x).storeBytes(of: v, as: SIMD16<Float>.self)
+                            sx_store_interleaved2(dst + 2 * x, load8(even + x), load8(odd + x))
                             x += 8
                         }
                         while x < w { dst[2 * x] = even[x]; dst[2 * x + 1] = odd[x]; x += 1 }

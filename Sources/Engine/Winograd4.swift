@@ -1,3 +1,4 @@
+import CEngineShuffles
 import EngineKernels512
 
 /// Winograd F(4x4, 3x3) for dense 3x3 convolutions (stride 1, reflection pad 1): 36 multiplies per
@@ -217,9 +218,7 @@ func transformOutputTiles4Pooled(_ m: UnsafePointer<Float>, xiStride: Int, bias:
         let px0 = x0 / 2
         if x0 + 32 <= width {
             // Pooled columns 2t and 2t + 1 of tile t, interleaved into 16 consecutive pixels.
-            var both = SIMD16<Float>()
-            both.evenHalf = max8(v.0, v.1); both.oddHalf = max8(v.2, v.3)
-            UnsafeMutableRawPointer(row + px0).storeBytes(of: both, as: SIMD16<Float>.self)
+            sx_store_interleaved2(row + px0, max8(v.0, v.1), max8(v.2, v.3))
         } else {
             func value(_ j: Int) -> Float {                          // full-size column x0 + j
                 switch j % 4 { case 0: return v.0[j / 4]; case 1: return v.1[j / 4]; case 2: return v.2[j / 4]; default: return v.3[j / 4] }
@@ -244,15 +243,11 @@ func transformOutputTiles4(_ m: UnsafePointer<Float>, xiStride: Int, bias: SIMD8
         for r in 0..<4 where y0 + r < height {
             let row = plane + (y0 + r) * width
             let o = out + r * 4
-            // Interleave the 4 columns of 8 tiles into 32 consecutive pixels: (c0 c2), (c1 c3), then both.
-            var a = SIMD16<Float>(), b = SIMD16<Float>(), all = SIMD32<Float>()
-            a.evenHalf = o[0]; a.oddHalf = o[2]
-            b.evenHalf = o[1]; b.oddHalf = o[3]
-            all.evenHalf = a; all.oddHalf = b
+            // The 4 columns of 8 tiles, interleaved into 32 consecutive pixels.
             if x0 + 32 <= width {
-                UnsafeMutableRawPointer(row + x0).storeBytes(of: all, as: SIMD32<Float>.self)
+                sx_store_interleaved4(row + x0, o[0], o[1], o[2], o[3])
             } else {
-                for k in 0..<max(0, width - x0) { row[x0 + k] = all[k] }
+                for k in 0..<max(0, width - x0) { row[x0 + k] = o[k % 4][k / 4] }
             }
         }
     }
