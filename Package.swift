@@ -64,12 +64,12 @@ let package = Package(
         .target(name: "CSystemMemory"),
         // CPUID and XGETBV: may AVX-512 code run here? (C: Swift has no inline assembly.)
         .target(name: "CCPUFeatures"),
-        // Two-input vector shuffles (interleaves, phase splits) for the engine's kernels, header-only.
-        .target(name: "CEngineShuffles"),
+        // Two-input vector shuffles (interleaves, phase splits) and prefetch for the engine's kernels, header-only.
+        .target(name: "CEngineSIMD"),
         // The AVX-512 micro-kernels, alone in a module compiled for AVX-512 (see avx512Flags).
         .target(name: "EngineKernels512", swiftSettings: avx512KernelSettings),
         // Tensors, SIMD kernels, thread pool. Knows nothing about files, images or HTTP.
-        .target(name: "Engine", dependencies: ["CSystemMemory", "CCPUFeatures", "CEngineShuffles", "EngineKernels512"], swiftSettings: engineSettings),
+        .target(name: "Engine", dependencies: ["CSystemMemory", "CCPUFeatures", "CEngineSIMD", "EngineKernels512"], swiftSettings: engineSettings),
         // safetensors reader, the adain-vgg19 and microast networks, style codes.
         .target(name: "Models", dependencies: ["Engine"], swiftSettings: simdSettings),
         // Image in, image out: resize, pad, colour preservation, model, crop, encode.

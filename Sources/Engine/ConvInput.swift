@@ -1,3 +1,5 @@
+import CEngineSIMD
+
 /// What a convolution reads: a tensor, or a tensor seen through 2x upsampling that is computed a
 /// row at a time as the convolution asks for it, so the upsampled tensor is never materialised.
 /// `rowOffset` lets the tensor be a horizontal band of a taller image of `fullHeight` rows.
@@ -27,6 +29,27 @@ public struct ConvInput {
         case .identity: return rows
         case .nearest2x: return rows.lowerBound / 2..<((rows.upperBound - 1) / 2 + 1)
         case .bilinear2x: return max(0, rows.lowerBound / 2 - 1)..<min(fullHeight, (rows.upperBound - 1) / 2 + 2)
+        }
+    }
+
+    /// Starts loading into cache the source rows that logical rows `rows` (clamped to the image) of
+    /// every channel are computed from. A layer calls it for its next task while it works on the
+    /// current one: each plane's rows are short streams, a few KiB apart, that the hardware
+    /// prefetcher finds too late when the previous layer's output has left the cache.
+    func prefetch(logicalRows rows: Range<Int>) {
+        let logical = max(0, rows.lowerBound)..<min(height, rows.upperBound)
+        guard !logical.isEmpty else { return }
+        let source = sourceRows(for: logical)
+        let local = max(0, source.lowerBound - rowOffset)..<min(tensor.height, source.upperBound - rowOffset)
+        let w = tensor.width
+        for c in 0..<tensor.channels {
+            let plane = tensor.plane(c)
+            for r in local {
+                let row = plane + r * w
+                var i = 0
+                while i < w { sx_prefetch(row + i); i += 16 }
+                sx_prefetch(row + w - 1)
+            }
         }
     }
 

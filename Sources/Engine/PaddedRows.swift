@@ -1,4 +1,4 @@
-import CEngineShuffles
+import CEngineSIMD
 
 // Input rows as the convolution kernels read them: reflection-padded and split into stride
 // phases (so strided taps become contiguous loads), or packed into contiguous panels.

@@ -1,4 +1,4 @@
-import CEngineShuffles
+import CEngineSIMD
 import EngineKernels512
 
 /// A 3x3 convolution (stride 1, reflection pad 1) of a nearest-neighbour 2x upsampled input, computed

@@ -1,4 +1,4 @@
-import CEngineShuffles
+import CEngineSIMD
 import EngineKernels512
 
 /// Winograd F(4x4, 3x3) for dense 3x3 convolutions (stride 1, reflection pad 1): 36 multiplies per
@@ -88,6 +88,11 @@ extension Conv2D {
                 let tx0 = task % columnChunks * chunk
                 let ncols = min(chunk, tilesX - tx0)               // real tiles in this chunk of a row
                 let nty = min(tileRowsPerTask, tilesY - ty0)
+                // The next task of this range starts lower down: its input rows load while this one runs.
+                let nextTy0 = (task + 1) / columnChunks * tileRowsPerTask
+                if task + 1 < range.upperBound && nextTy0 != ty0 {
+                    input.prefetch(logicalRows: (4 * nextTy0 - 1)..<(4 * min(tilesY, nextTy0 + tileRowsPerTask) + 2))
+                }
                 for ic in 0..<c {
                     for lr in 0..<nty {
                         let ty = ty0 + lr

@@ -1,4 +1,5 @@
-// Lane interleaves and de-interleaves of eight-float vectors, for the engine's Swift kernels.
+// What the engine's Swift kernels need from C: lane interleaves and de-interleaves of eight-float
+// vectors, and a cache prefetch hint (Swift has neither).
 // Swift has no two-input vector shuffle: built lane by lane, LLVM merges a whole transpose into one
 // four-input shuffle and lowers it to twice the instructions. Written here as two-input shuffles,
 // they compile to unpck/shuf/perm2f128 with AVX2 and to SSE shuffles in portable builds. Every
@@ -63,5 +64,8 @@ static inline void sx_deinterleave2(const float *src, float *d0, float *d1) {
     sx_store(d0, __builtin_shufflevector(a, b, 0, 2, 8, 10, 4, 6, 12, 14));  /* shufps 0x88 */
     sx_store(d1, __builtin_shufflevector(a, b, 1, 3, 9, 11, 5, 7, 13, 15));  /* shufps 0xDD */
 }
+
+/// Hints the CPU to bring the cache line holding `p` into cache for reading; never faults.
+static inline void sx_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
 #endif

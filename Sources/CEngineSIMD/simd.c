@@ -1,0 +1,2 @@
+// Everything is static inline in the header; SwiftPM wants a source file per C target.
+#include "CEngineSIMD.h"
