@@ -37,14 +37,15 @@ public struct ConvInput {
     /// current one: each plane's rows are short streams, a few KiB apart, that the hardware
     /// prefetcher finds too late when the previous layer's output has left the cache.
     func prefetch(logicalRows rows: Range<Int>) {
-        let logical = max(0, rows.lowerBound)..<min(height, rows.upperBound)
-        guard !logical.isEmpty else { return }
-        let source = sourceRows(for: logical)
-        let local = max(0, source.lowerBound - rowOffset)..<min(tensor.height, source.upperBound - rowOffset)
+        let first = max(0, rows.lowerBound), end = min(height, rows.upperBound)
+        guard first < end else { return }
+        let source = sourceRows(for: first..<end)
+        let localFirst = max(0, source.lowerBound - rowOffset), localEnd = min(tensor.height, source.upperBound - rowOffset)
+        guard localFirst < localEnd else { return }
         let w = tensor.width
         for c in 0..<tensor.channels {
             let plane = tensor.plane(c)
-            for r in local {
+            for r in localFirst..<localEnd {
                 let row = plane + r * w
                 var i = 0
                 while i < w { sx_prefetch(row + i); i += 16 }

@@ -78,6 +78,9 @@ extension Conv2D {
             for i in chunk {
                 let y = outputRows.lowerBound + i
                 let oy = y - outputRowOffset
+                // The input rows that output row y + 2 adds load while this row runs.
+                let ahead = (y + 2) * s - p
+                input.prefetch(logicalRows: (ring ? ahead + k - 1 : ahead)..<(ahead + k))
                 for g in 0..<groups {
                     // Padded rows y*s ..< y*s + k; the ring already holds those below `nextPadded`.
                     for ky in 0..<k where !ring || y + ky >= nextPadded {

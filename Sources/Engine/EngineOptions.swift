@@ -1,3 +1,5 @@
+import Foundation
+
 /// How the engine builds and runs layers: handed to each layer when it is built (the networks
 /// pass theirs down), so tests and `stylist bench` choose paths without touching shared state.
 public struct EngineOptions: Sendable, Equatable {
@@ -13,8 +15,19 @@ public struct EngineOptions: Sendable, Equatable {
     /// Use the AVX-512 micro-kernels when `EngineBuild.runsAVX512Kernels` (off: the AVX2 kernels,
     /// for A/B comparisons and tests; `stylist bench --no-avx512`).
     public var avx512 = true
-    /// Winograd task size: tiles x (in + out channels) per task.
-    public var winogradTaskBudget = 49152
+    /// Bytes of transformed inputs and products (V and M) per Winograd task: this CPU's L2 cache,
+    /// so that the products find V there and the output transform finds M (wide layers take a
+    /// minimum number of tiles instead; `Conv2D.runWinograd4`).
+    public var winogradTaskBytes = EngineOptions.l2CacheBytes
+
+    /// This CPU's per-core L2 cache size (512 KiB when the system does not say).
+    public static let l2CacheBytes: Int = {
+        #if os(Linux)
+        let reported = sysconf(Int32(_SC_LEVEL2_CACHE_SIZE))
+        if reported > 0 { return reported }
+        #endif
+        return 512 << 10
+    }()
 
     /// The product's choices.
     public init() {}

@@ -68,7 +68,9 @@ extension Conv2D {
         Parallel.forRanges(h, minChunk: 1) { range in
           ScratchPool.shared.with(rowsCount + bufCount) { scratch in
             let rows = scratch, buf = scratch + rowsCount
+            let prefetcher = ConvInput(source)
             for y in range {
+                prefetcher.prefetch(logicalRows: (y + 3)..<(y + 4))   // the row that y + 2 adds
                 // Source rows y-1, y, y+1, replicated at the edges, each padded by one replicated column.
                 for ic in 0..<c {
                     let plane = source.plane(ic)

@@ -45,11 +45,11 @@ extension Conv2D {
         let c = inChannels, oc = outChannels
         let tilesX = (w + 3) / 4, tilesY = (h + 3) / 4
         let rowTiles = (tilesX + 7) / 8 * 8
-        // 36 transformed planes per tile: the task budget (in 16-plane units) holds 4/9 as many tiles.
+        // A tile takes 36 floats of V per input channel and 36 of M per output channel.
         // At least 144 tiles (six 24-tile blocks) per task whatever the channel count: each of the
         // 36 weight matrices is streamed once per block, so wide layers need long tasks to reuse it
         // (`stylist bench --conv 256,256,132 --conv-path f4` shows it; BENCHMARKS.md, "Engine techniques").
-        let target = max(144, options.winogradTaskBudget * 4 / 9 / max(1, c + oc))
+        let target = max(144, options.winogradTaskBytes / (36 * 4 * max(1, c + oc)))
         let chunk = min(rowTiles, max(8, target / 8 * 8))
         let columnChunks = (rowTiles + chunk - 1) / chunk
         let rowsWanted = max(1, min(tilesY, target / max(1, min(chunk, tilesX))))
