@@ -4,8 +4,9 @@
  * size comes almost entirely from the Huffman code of the byte histogram; zlib's Z_RLE still pays
  * for its general machinery (a symbol buffer, per-symbol tallies, block-splitting heuristics).
  * Here each block of input is read twice while it is still in cache: once to count the symbols,
- * once to write their codes through a 64-bit bit buffer. The only matches are runs of the
- * previous byte (distance 1), which is how flat areas (all-zero residuals) collapse.
+ * finding the runs and recording them, once to write the codes of the recorded runs and of the
+ * literals between them through a 64-bit bit buffer. The only matches are runs of the previous
+ * byte (distance 1), which is how flat areas (all-zero residuals) collapse.
  *
  * Every block is dynamic Huffman (BTYPE 2), or stored when that would be smaller (noise). Every
  * code is complete (at least two used symbols, lengths satisfying Kraft with equality), which any
@@ -23,6 +24,9 @@ _Static_assert(SC_DEFLATE_MIN_RUN >= 3 && SC_DEFLATE_MIN_RUN <= 7, "deflate matc
 #define SC_DEFLATE_LITLEN_SYMBOLS 286
 #define SC_DEFLATE_CODELEN_SYMBOLS 19
 #define SC_DEFLATE_END_OF_BLOCK 256
+/* Runs a block can hold: each is at least SC_DEFLATE_MIN_RUN bytes long and none starts at byte 0. */
+#define SC_DEFLATE_MAX_RUNS (SC_DEFLATE_BLOCK_BYTES / SC_DEFLATE_MIN_RUN)
+_Static_assert(SC_DEFLATE_BLOCK_BYTES <= 65536, "a run's start in its block fits 16 bits");
 
 static const uint16_t sc_length_base[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
                                             35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
@@ -230,13 +234,21 @@ static inline uint32_t sc_run_starts16(const uint8_t *in, size_t i) {
     return starts & 0xffff;
 }
 
+/* A run of the previous byte as found by the counting pass, which the writing pass replays. */
+typedef struct {
+    uint16_t start; /* in the block */
+    uint8_t slot;   /* of its length (symbol 257 + slot) */
+    uint8_t extra;  /* length - sc_length_base[slot] */
+} sc_run;
+
 typedef struct {
     uint32_t litlen[SC_DEFLATE_LITLEN_SYMBOLS];
     uint64_t extra_bits; /* of the run lengths */
-    uint64_t runs;
+    size_t runs;
 } sc_block_stats;
 
-static void sc_count_symbols(const uint8_t *in, size_t n, sc_block_stats *st) {
+/* Counts the block's symbols and records its runs, in order, in `runs` (SC_DEFLATE_MAX_RUNS). */
+static void sc_count_symbols(const uint8_t *in, size_t n, sc_block_stats *st, sc_run *runs) {
     memset(st, 0, sizeof *st);
     /* Four tables for literals, so that equal neighbouring bytes do not wait on each other. */
     uint32_t lit[4][256];
@@ -272,7 +284,7 @@ static void sc_count_symbols(const uint8_t *in, size_t n, sc_block_stats *st) {
         const unsigned slot = sc_length_slot(run);
         st->litlen[257 + slot]++;
         st->extra_bits += sc_length_extra[slot];
-        st->runs++;
+        runs[st->runs++] = (sc_run){(uint16_t)i, (uint8_t)slot, (uint8_t)(run - sc_length_base[slot])};
         i += run;
     }
     for (int s = 0; s < 256; s++) st->litlen[s] = lit[0][s] + lit[1][s] + lit[2][s] + lit[3][s];
@@ -340,7 +352,8 @@ static const uint8_t sc_codelen_extra[SC_DEFLATE_CODELEN_SYMBOLS] = {0, 0, 0, 0,
 
 static void sc_write_block(sc_deflate_writer *w, const uint8_t *in, size_t n, int final) {
     sc_block_stats st;
-    sc_count_symbols(in, n, &st);
+    sc_run runs[SC_DEFLATE_MAX_RUNS];
+    sc_count_symbols(in, n, &st, runs);
     uint8_t lengths[SC_DEFLATE_LITLEN_SYMBOLS + 2];
     uint16_t codes[SC_DEFLATE_LITLEN_SYMBOLS];
     sc_build_code(st.litlen, SC_DEFLATE_LITLEN_SYMBOLS, 15, lengths, codes);
@@ -387,9 +400,10 @@ static void sc_write_block(sc_deflate_writer *w, const uint8_t *in, size_t n, in
         sc_flush_bits(w);
     }
 
-    /* The data: the same tokens as counted. Codes and lengths in one table entry; at most three
-     * literals (45 bits) between flushes. The writer is copied to a local, whose fields then stay
-     * in registers (the output bytes could alias the caller's writer). */
+    /* The data: the runs recorded while counting, and the literals before, between and after
+     * them. Codes and lengths in one table entry; at most three literals (45 bits) between
+     * flushes. The writer is copied to a local, whose fields then stay in registers (the output
+     * bytes could alias the caller's writer). */
     sc_deflate_writer local = *w, *const caller = w;
     w = &local;
     uint32_t table[SC_DEFLATE_LITLEN_SYMBOLS];
@@ -400,47 +414,24 @@ static void sc_write_block(sc_deflate_writer *w, const uint8_t *in, size_t n, in
         w->bits |= (uint64_t)(e & 0xffff) << w->bit_count;                                           \
         w->bit_count += e >> 16;                                                                     \
     } while (0)
-    SC_PUT_LITERAL(in[0]);
-    size_t i = 1;
-    while (i < n) {
-        unsigned run = 0;
-        if (i + 32 <= n) {
-            const uint32_t starts = sc_run_starts16(in, i);
-            if (!starts) {
-                const uint8_t *p = in + i;
-                for (unsigned k = 0; k < 15; k += 3) {
-                    sc_flush_bits(w);
-                    SC_PUT_LITERAL(p[k]);
-                    SC_PUT_LITERAL(p[k + 1]);
-                    SC_PUT_LITERAL(p[k + 2]);
-                }
-                sc_flush_bits(w);
-                SC_PUT_LITERAL(p[15]);
-                i += 16;
-                continue;
-            }
-            const unsigned literals = (unsigned)__builtin_ctz(starts);
-            for (unsigned k = 0; k < literals; k++) {
-                sc_flush_bits(w);
-                SC_PUT_LITERAL(in[i + k]);
-            }
-            i += literals;
-            run = sc_run_at(in, n, i);
-        } else {
-            run = sc_run_at(in, n, i);
-            if (!run) {
-                sc_flush_bits(w);
-                SC_PUT_LITERAL(in[i]);
-                i++;
-                continue;
-            }
+    size_t i = 0;
+    for (size_t r = 0;; r++) {
+        const size_t literals_end = r < st.runs ? runs[r].start : n;
+        for (; i + 3 <= literals_end; i += 3) {
+            sc_flush_bits(w);
+            SC_PUT_LITERAL(in[i]);
+            SC_PUT_LITERAL(in[i + 1]);
+            SC_PUT_LITERAL(in[i + 2]);
         }
-        const unsigned slot = sc_length_slot(run);
         sc_flush_bits(w);
-        sc_put_bits(w, codes[257 + slot], lengths[257 + slot]);
-        sc_put_bits(w, run - sc_length_base[slot], sc_length_extra[slot]);
+        for (; i < literals_end; i++) SC_PUT_LITERAL(in[i]);
+        if (r == st.runs) break;
+        const sc_run run = runs[r];
+        sc_flush_bits(w);
+        sc_put_bits(w, codes[257 + run.slot], lengths[257 + run.slot]);
+        sc_put_bits(w, run.extra, sc_length_extra[run.slot]);
         sc_put_bits(w, 0, 1); /* distance code 0: distance 1 */
-        i += run;
+        i += sc_length_base[run.slot] + (size_t)run.extra;
     }
 #undef SC_PUT_LITERAL
     sc_flush_bits(w);

@@ -39,6 +39,9 @@ enum Memory {
 
 /// What the engine keeps allocated between layers and jobs, and a way to give it back.
 public enum EngineMemory {
+    /// Starts a job's run, once per job: buffers freed before it may serve the job's smaller tensors.
+    public static func beginRun() { BufferCache.shared.beginRun() }
+
     /// Bytes held idle for reuse: freed activations in the buffer cache and pooled scratch.
     public static var idleBytes: Int { BufferCache.shared.idleByteCount + ScratchPool.shared.idleByteCount }
 
@@ -79,7 +82,7 @@ final class BufferCache: @unchecked Sendable {
         lock.lock(); sizes[p] = bytes; lock.unlock()
     }
 
-    /// Buffers given back at or before this tick were left by earlier runs (`beginRun`).
+    /// Buffers given back at or before this tick were left by earlier runs (`EngineMemory.beginRun`).
     private var runStartTick: UInt64 = 0
     /// Earlier runs' buffers serving smaller tensors in this run: given back, they still count as
     /// an earlier run's, so the next tensor of the smaller size reuses them too.

@@ -37,11 +37,8 @@ public final class RunContext: @unchecked Sendable {
     /// Force band processing with this many final rows per band (tests); nil lets the network decide.
     public var forcedBandRows: Int?
 
-    /// Starts a run. The engine's buffer cache counts runs: buffers left idle by earlier runs
-    /// may serve this one's smaller tensors (`BufferCache.take`).
-    public init() {
-        BufferCache.shared.beginRun()
-    }
+    /// Starts no run of the buffer cache (`EngineMemory.beginRun`): contexts nest and exist per worker.
+    public init() {}
 
     /// Throws `RunCanceled` if the run was canceled (for long layers that work in pieces).
     public func checkCancellation() throws {

@@ -99,6 +99,7 @@ struct BenchCommand: ParsableCommand {
             var profile: [LayerTiming] = []
             var layerSeconds: [[Double]] = []     // per layer, every run
             func timedRun() throws -> (seconds: Double, timings: [LayerTiming]) {
+                EngineMemory.beginRun()   // each timed run is a job of its own, as in the service
                 let ctx = RunContext()
                 ctx.recordTimings = true
                 let t0 = DispatchTime.now().uptimeNanoseconds

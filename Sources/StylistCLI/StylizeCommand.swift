@@ -81,6 +81,7 @@ struct StylizeCommand: ParsableCommand {
             let images = try stages.time("decode") { try Stylizer.decodeAll(files, fittingTo: maxSize) }
             let maskBytes = try mask.map { path in try stages.time("read") { try readFile(path) } }
             let maskRegions = try maskBytes.map { bytes in try stages.time("decode") { try Stylizer.decodeMask(bytes, input: "mask \(mask!)") } }
+            EngineMemory.beginRun()
             let ctx = RunContext()
             let bar = !quiet && isatty(STDERR_FILENO) != 0 ? ProgressBar(label: "stylizing") : nil
             if let bar { ctx.onProgress = { bar.show($0) } }

@@ -91,6 +91,7 @@ final class StyleJobExecutor: JobExecutor, @unchecked Sendable {
         let params = try JobParameters(record: job.parameters)
         let network = try catalog.network(named: params.model)
         let stylizer = Stylizer(network: network)
+        EngineMemory.beginRun()
         let ctx = RunContext()
         let hook = hooks.onLayer
         let id = job.id

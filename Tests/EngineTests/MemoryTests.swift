@@ -59,8 +59,21 @@ final class MemoryTests: XCTestCase {
 
     /// After a change to a smaller job size, the earlier run's larger buffers serve the new run
     /// instead of fresh memory being faulted in; within one run a much larger buffer is left for
-    /// the layer of its own size.
+    /// the layer of its own size. Only `EngineMemory.beginRun` starts a run, never a `RunContext`.
     func testALaterRunReusesLargerBuffersOfEarlierRuns() {
+        EngineMemory.releaseIdle()
+        var large: Tensor? = Tensor(channels: 16, height: 512, width: 512)   // 16 MiB
+        let address = large!.data
+        large = nil
+        _ = RunContext()   // as a style encoded inside a job creates one
+        let sameRun = Tensor(channels: 4, height: 512, width: 512)
+        XCTAssertNotEqual(sameRun.data, address, "a new RunContext starts no run: the 16 MiB buffer waits for its own size")
+        withExtendedLifetime(sameRun) {   // freed, its buffer would be the best fit for the next tensor
+            EngineMemory.beginRun()
+            let nextRun = Tensor(channels: 4, height: 512, width: 512)
+            XCTAssertEqual(nextRun.data, address, "the next job's smaller tensor reuses the earlier run's larger buffer")
+        }
+
         let mib = 1 << 20
         let cache = BufferCache(capacityBytes: 64 * mib)
         let pointers = (1...4).map { UnsafeMutableRawPointer(bitPattern: $0 << 24)! }

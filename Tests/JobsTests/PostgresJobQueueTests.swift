@@ -74,6 +74,19 @@ final class PostgresJobQueueTests: JobQueueContract {
         waitUntil(15) { ids.allSatisfy { self.system.status($0) == .succeeded } }
         for id in ids { XCTAssertEqual(system.snapshot(id: id)?.record.attempts, 1, id) }
     }
+
+    /// A job whose executor finds the database away (`JobStoreUnavailable`) runs again on the same
+    /// claim once it is back, and succeeds: an accepted job is not failed by an outage.
+    func testAJobThatFindsTheStoreUnavailableRunsAgainAndSucceeds() throws {
+        system = try open()
+        let id = try system.submitTest("unavailable-once", content: "x").record.id
+        waitUntil { [.succeeded, .failed].contains(self.system.status(id)) }
+        XCTAssertEqual(system.status(id), .succeeded, "\(String(describing: system.snapshot(id: id)?.record.error))")
+        XCTAssertEqual(executor.started, [id, id], "the executor ran twice")
+        let result = try XCTUnwrap(try system.result(id: id))
+        XCTAssertEqual(try Data(contentsOf: result.file), Data("done:x".utf8))
+        XCTAssertEqual(result.record.attempts, 1, "a retry on the same claim is not a new attempt")
+    }
 }
 
 /// A value behind a lock, for a flag shared with a thread.

@@ -8,6 +8,8 @@ import XCTest
 /// - `steps`: for i in 1...3 waits for `step(id)` then reports i/4; then as `ok`.
 /// - `fail`: throws a JobFailure(422, "Corrupt image", "bad bytes").
 /// - `crash`: throws a plain error.
+/// - `unavailable-once`: the first run throws `JobStoreUnavailable` (its inputs could not be read),
+///   later runs are as `ok`.
 /// - `stubborn`: blocks until released, ignoring cancellation.
 final class FakeExecutor: JobExecutor, @unchecked Sendable {
     struct PlainError: Error {}
@@ -31,6 +33,7 @@ final class FakeExecutor: JobExecutor, @unchecked Sendable {
     func execute(_ job: JobRecord, blobs: BlobStore, progress: JobProgress) throws -> JobResult {
         cond.lock()
         startedOrder.append(job.id)
+        let runs = startedOrder.filter { $0 == job.id }.count
         cond.unlock()
         let mode = job.parameters["mode"] ?? "ok"
         switch mode {
@@ -58,6 +61,8 @@ final class FakeExecutor: JobExecutor, @unchecked Sendable {
             throw JobFailure(status: 422, title: "Corrupt image", detail: "bad bytes")
         case "crash":
             throw PlainError()
+        case "unavailable-once":
+            if runs == 1 { throw JobStoreUnavailable(reason: "the test's store is away for one read") }
         default:
             break
         }
