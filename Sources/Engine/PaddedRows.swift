@@ -32,10 +32,11 @@ public func reflect(_ i: Int, _ n: Int) -> Int {
 }
 
 /// Writes one reflection-padded input row, split into `stride` phases of `phaseWidth` floats each
-/// (phase q holds padded columns q, q+s, q+2s, ...), zero beyond the padded row.
+/// (phase q holds padded columns q, q+s, q+2s, ...), zero beyond the padded row. With `columns`,
+/// strides 2 and 4 write only those phase columns (a Winograd task's share of the row).
 @inline(__always)
 func fillPaddedRow(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s: Int, phaseWidth: Int,
-                   into dst: UnsafeMutablePointer<Float>) {
+                   columns: Range<Int>? = nil, into dst: UnsafeMutablePointer<Float>) {
     let padded = w + 2 * p
     if s == 1 {
         if p > 0 && p < w {
@@ -47,20 +48,23 @@ func fillPaddedRow(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s
         if phaseWidth > padded { (dst + padded).update(repeating: 0, count: phaseWidth - padded) }
         return
     }
+    let first = columns?.lowerBound ?? 0, end = min(phaseWidth, columns?.upperBound ?? phaseWidth)
     if s == 2 || s == 4 {
         // Blocks of 8s consecutive padded columns de-interleave into 8 per phase: straight from the
         // row inside it, from a reflected and zero-padded copy of the block at its right end.
         let block = 8 * s
-        var j0 = 0
+        var j0 = first
         while s * j0 < p { j0 += 1 }
-        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: min(p / s + 1, phaseWidth))
-        while s * j0 + block <= p + w && j0 + 8 <= phaseWidth {
+        if first < j0 {
+            fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: first, to: min(j0, end))
+        }
+        while s * j0 + block <= p + w && j0 + 8 <= end {
             deinterleave(row + (s * j0 - p), stride: s, into: dst + j0, phaseWidth: phaseWidth)
             j0 += 8
         }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { buffer in
             let strip = buffer.baseAddress!
-            while j0 + 8 <= phaseWidth && s * j0 < padded {
+            while j0 + 8 <= end && s * j0 < padded {
                 let x0 = s * j0 - p                                   // the block's first input column (>= 0)
                 let fromRow = max(0, min(block, w - x0))
                 let data = min(block, padded - s * j0)
@@ -71,10 +75,10 @@ func fillPaddedRow(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s
                 j0 += 8
             }
         }
-        fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: j0, to: phaseWidth)
+        if j0 < end { fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: j0, to: end) }
         return
     }
-    fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: 0, to: phaseWidth)
+    fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: first, to: end)
 }
 
 /// Splits 8s consecutive floats (s = 2 or 4) into s phases of 8, phase q at `dst + q * phaseWidth`.

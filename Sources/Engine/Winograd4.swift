@@ -45,12 +45,23 @@ extension Conv2D {
         let c = inChannels, oc = outChannels
         let tilesX = (w + 3) / 4, tilesY = (h + 3) / 4
         let rowTiles = (tilesX + 7) / 8 * 8
-        // A tile takes 36 floats of V per input channel and 36 of M per output channel.
-        // At least 144 tiles (six 24-tile blocks) per task whatever the channel count: each of the
-        // 36 weight matrices is streamed once per block, so wide layers need long tasks to reuse it
-        // (`stylist bench --conv 256,256,132 --conv-path f4` shows it; BENCHMARKS.md, "Engine techniques").
-        let target = max(144, options.winogradTaskBytes / (36 * 4 * max(1, c + oc)))
-        let chunk = min(rowTiles, max(8, target / 8 * 8))
+        // A tile takes 36 floats of V per input channel and 36 of M per output channel: a task
+        // takes the tiles that fill `winogradTaskBytes`. Layers whose 36 weight matrices take more
+        // than half that take at least 144 tiles (six 24-tile blocks) instead: each matrix is
+        // streamed once per block, so their tasks must be long to reuse it (`stylist bench --conv
+        // 256,256,132 --conv-path f4` shows it; BENCHMARKS.md, "Engine techniques").
+        let weightBytes = 36 * 4 * c * oc
+        let minimumTiles = weightBytes > options.winogradTaskBytes / 2 ? 144 : 48
+        let target = max(minimumTiles, options.winogradTaskBytes / (36 * 4 * max(1, c + oc)))
+        // A row longer than the target is cut into even chunks of whole 8-tile groups, sized for two
+        // tile rows per task so that the row ring below saves fills; a task fills only its columns.
+        let chunk: Int
+        if target >= rowTiles {
+            chunk = rowTiles
+        } else {
+            let pieces = (rowTiles + max(8, target / 2) - 1) / max(8, target / 2)
+            chunk = ((rowTiles + pieces - 1) / pieces + 7) / 8 * 8
+        }
         let columnChunks = (rowTiles + chunk - 1) / chunk
         let rowsWanted = max(1, min(tilesY, target / max(1, min(chunk, tilesX))))
         // Even out the row blocks (17 tile rows as 6+6+5, not 8+8+1), with at least two tasks per
@@ -88,6 +99,8 @@ extension Conv2D {
                 let tx0 = task % columnChunks * chunk
                 let ncols = min(chunk, tilesX - tx0)               // real tiles in this chunk of a row
                 let nty = min(tileRowsPerTask, tilesY - ty0)
+                // Phase columns the input transform reads: tile t reads columns t and t + 1, 8 tiles at a time.
+                let filled = tx0..<min(phaseWidth, tx0 + (ncols + 7) / 8 * 8 + 8)
                 // The next task of this range starts lower down: its input rows load while this one runs.
                 let nextTy0 = (task + 1) / columnChunks * tileRowsPerTask
                 if task + 1 < range.upperBound && nextTy0 != ty0 {
@@ -102,7 +115,7 @@ extension Conv2D {
                         let first = 4 * lr % 6
                         for i in (lr == 0 ? 0 : 2)..<6 {
                             let src = input.row(channel: ic, logicalRow: reflect(4 * ty - 1 + i, h), scratch: tmp)
-                            fillPaddedRow(row: src, width: w, pad: 1, stride: 4, phaseWidth: phaseWidth,
+                            fillPaddedRow(row: src, width: w, pad: 1, stride: 4, phaseWidth: phaseWidth, columns: filled,
                                           into: rows + (first + i) % 6 * 4 * phaseWidth)
                         }
                         var t0 = 0

@@ -213,6 +213,28 @@ final class WinogradTests: XCTestCase {
     }
 }
 
+extension WinogradTests {
+    /// Tasks that cut rows into column chunks (small task sizes, two tile rows each, a last chunk of
+    /// a few tiles) compute exactly what whole-row tasks compute, pooled or not.
+    func testColumnChunkedTasksMatchWholeRowTasks() {
+        var rng = SeededRandom(seed: 5)
+        for (c, oc, h, w) in [(16, 16, 37, 200), (16, 24, 18, 97), (20, 16, 9, 333)] {
+            let x = Tensor(channels: c, height: h, width: w, values: rng.signedUnitFloats(c * h * w))
+            let weight = rng.signedUnitFloats(oc * c * 9), bias = rng.signedUnitFloats(oc)
+            var chunked = EngineOptions()
+            chunked.winogradTaskBytes = 36 * 4 * (c + oc) * 48        // 48 tiles a task: rows of 25-84 tiles are cut
+            let small = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu, options: chunked)
+            var whole = EngineOptions()
+            whole.winogradTaskBytes = 1 << 30
+            let large = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu, options: whole)
+            XCTAssertEqual(maxAbsDiff(small(x).values, large(x).values), 0, "\(c)->\(oc) \(h)x\(w)")
+            XCTAssertEqual(maxAbsDiff(small.pooled(x).values, large.pooled(x).values), 0, "pooled \(c)->\(oc) \(h)x\(w)")
+            let ref = naiveConv(x.values, c: c, h: h, w: w, weight: weight, bias: bias, oc: oc, k: 3, stride: 1, groups: 1, pad: 1, relu: true)
+            XCTAssertLessThan(maxAbsDiff(small(x).values, ref.values), 3e-5 * max(1, ref.values.map(abs).max()!), "\(c)->\(oc) \(h)x\(w)")
+        }
+    }
+}
+
 final class PolyphaseTests: XCTestCase {
     /// A 3x3 conv of a nearest-upsampled input computed as four 2x2 convs of the small input gives
     /// the direct convolution of the explicitly upsampled tensor (edges, odd sizes, partial tiles).
