@@ -51,27 +51,27 @@ func fillPaddedRow(row: UnsafePointer<Float>, width w: Int, pad p: Int, stride s
     let first = columns?.lowerBound ?? 0, end = min(phaseWidth, columns?.upperBound ?? phaseWidth)
     if s == 2 || s == 4 {
         // Blocks of 8s consecutive padded columns de-interleave into 8 per phase: straight from the
-        // row inside it, from a reflected and zero-padded copy of the block at its right end.
+        // row inside it, from a reflected and zero-padded copy of the block at either end.
         let block = 8 * s
         var j0 = first
-        while s * j0 < p { j0 += 1 }
-        if first < j0 {
-            fillPhasesScalar(row: row, width: w, pad: p, stride: s, phaseWidth: phaseWidth, into: dst, from: first, to: min(j0, end))
-        }
-        while s * j0 + block <= p + w && j0 + 8 <= end {
-            deinterleave(row + (s * j0 - p), stride: s, into: dst + j0, phaseWidth: phaseWidth)
-            j0 += 8
-        }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 32) { buffer in
             let strip = buffer.baseAddress!
-            while j0 + 8 <= end && s * j0 < padded {
-                let x0 = s * j0 - p                                   // the block's first input column (>= 0)
-                let fromRow = max(0, min(block, w - x0))
-                let data = min(block, padded - s * j0)
-                strip.update(from: row + x0, count: fromRow)
-                for k in fromRow..<data { strip[k] = row[reflect(x0 + k, w)] }
-                if data < block { (strip + data).update(repeating: 0, count: block - data) }
-                deinterleave(UnsafePointer(strip), stride: s, into: dst + j0, phaseWidth: phaseWidth)
+            while j0 + 8 <= end {
+                let x0 = s * j0 - p                                   // the block's first input column
+                if x0 >= 0 && x0 + block <= w {
+                    deinterleave(row + x0, stride: s, into: dst + j0, phaseWidth: phaseWidth)
+                } else if s * j0 < padded {
+                    // Reflected left padding, row values, reflected right padding, zeros.
+                    let rowStart = min(block, max(0, -x0)), rowEnd = max(rowStart, min(block, w - x0))
+                    let dataEnd = max(rowEnd, min(block, padded - s * j0))
+                    for k in 0..<rowStart { strip[k] = row[reflect(x0 + k, w)] }
+                    (strip + rowStart).update(from: row + (x0 + rowStart), count: rowEnd - rowStart)
+                    for k in rowEnd..<dataEnd { strip[k] = row[reflect(x0 + k, w)] }
+                    if dataEnd < block { (strip + dataEnd).update(repeating: 0, count: block - dataEnd) }
+                    deinterleave(UnsafePointer(strip), stride: s, into: dst + j0, phaseWidth: phaseWidth)
+                } else {
+                    break                                             // past the padded row: zeros below
+                }
                 j0 += 8
             }
         }

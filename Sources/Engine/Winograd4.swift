@@ -46,22 +46,14 @@ extension Conv2D {
         let tilesX = (w + 3) / 4, tilesY = (h + 3) / 4
         let rowTiles = (tilesX + 7) / 8 * 8
         // A tile takes 36 floats of V per input channel and 36 of M per output channel: a task
-        // takes the tiles that fill `winogradTaskBytes`. Layers whose 36 weight matrices take more
-        // than half that take at least 144 tiles (six 24-tile blocks) instead: each matrix is
-        // streamed once per block, so their tasks must be long to reuse it (`stylist bench --conv
-        // 256,256,132 --conv-path f4` shows it; BENCHMARKS.md, "Engine techniques").
-        let weightBytes = 36 * 4 * c * oc
-        let minimumTiles = weightBytes > options.winogradTaskBytes / 2 ? 144 : 48
-        let target = max(minimumTiles, options.winogradTaskBytes / (36 * 4 * max(1, c + oc)))
-        // A row longer than the target is cut into even chunks of whole 8-tile groups, sized for two
-        // tile rows per task so that the row ring below saves fills; a task fills only its columns.
-        let chunk: Int
-        if target >= rowTiles {
-            chunk = rowTiles
-        } else {
-            let pieces = (rowTiles + max(8, target / 2) - 1) / max(8, target / 2)
-            chunk = ((rowTiles + pieces - 1) / pieces + 7) / 8 * 8
-        }
+        // takes the tiles that fill `winogradTaskBytes`, and at least 144 (six 24-tile blocks)
+        // whatever the channel count: each of the 36 weight matrices is streamed once per block,
+        // so wide layers need long tasks to reuse it (`stylist bench --conv 256,256,132 --conv-path
+        // f4` shows it; BENCHMARKS.md, "Engine techniques"). Narrow layers gain nothing from
+        // shorter ones: cutting rows into column chunks turns each input row into short streams
+        // that the prefetcher serves worse than it serves whole rows.
+        let target = max(144, options.winogradTaskBytes / (36 * 4 * max(1, c + oc)))
+        let chunk = min(rowTiles, max(8, target / 8 * 8))
         let columnChunks = (rowTiles + chunk - 1) / chunk
         let rowsWanted = max(1, min(tilesY, target / max(1, min(chunk, tilesX))))
         // Even out the row blocks (17 tile rows as 6+6+5, not 8+8+1), with at least two tasks per
@@ -74,7 +66,11 @@ extension Conv2D {
         // slots, which that row then overwrites; the last row's spill lands in the slack.
         let n = tileRowsPerTask * min(chunk, tilesX)
         let tp = kernels.tilePixels
-        let nPad = (n + 8 + tp - 1) / tp * tp + 8
+        // An odd number of 8-float groups: V's and M's 36 planes (c or oc rows of nPad apart) then
+        // start on different cache sets. With nPad a multiple of 16 floats and 16 channels, all 36
+        // would map to one L1 set and evict each other as the transforms write and read them.
+        let nPadEven = (n + 8 + tp - 1) / tp * tp + 8
+        let nPad = nPadEven / 8 % 2 == 0 ? nPadEven + 8 : nPadEven
         let phaseWidth = rowTiles + 16
         let vCount = 36 * c * nPad, mCount = 36 * oc * nPad
         let offsets = TapOffsets(channels: c, channelStride: nPad)   // V's rows, for every task's products

@@ -214,15 +214,15 @@ final class WinogradTests: XCTestCase {
 }
 
 extension WinogradTests {
-    /// Tasks that cut rows into column chunks (small task sizes, two tile rows each, a last chunk of
-    /// a few tiles) compute exactly what whole-row tasks compute, pooled or not.
+    /// Tasks that cut rows into column chunks (rows of more than 144 tiles, a last chunk of a few
+    /// tiles) compute exactly what whole-row tasks compute, pooled or not.
     func testColumnChunkedTasksMatchWholeRowTasks() {
         var rng = SeededRandom(seed: 5)
-        for (c, oc, h, w) in [(16, 16, 37, 200), (16, 24, 18, 97), (20, 16, 9, 333)] {
+        for (c, oc, h, w) in [(16, 16, 9, 700), (16, 24, 6, 613), (20, 16, 5, 1190)] {
             let x = Tensor(channels: c, height: h, width: w, values: rng.signedUnitFloats(c * h * w))
             let weight = rng.signedUnitFloats(oc * c * 9), bias = rng.signedUnitFloats(oc)
             var chunked = EngineOptions()
-            chunked.winogradTaskBytes = 36 * 4 * (c + oc) * 48        // 48 tiles a task: rows of 25-84 tiles are cut
+            chunked.winogradTaskBytes = 1                            // the 144-tile minimum: rows of 154-298 tiles are cut
             let small = Conv2D(weight: weight, bias: bias, inChannels: c, outChannels: oc, kernel: 3, activation: .relu, options: chunked)
             var whole = EngineOptions()
             whole.winogradTaskBytes = 1 << 30
