@@ -49,9 +49,9 @@ extension Conv2D {
         // takes the tiles that fill `winogradTaskBytes`, and at least 144 (six 24-tile blocks)
         // whatever the channel count: each of the 36 weight matrices is streamed once per block,
         // so wide layers need long tasks to reuse it (`stylist bench --conv 256,256,132 --conv-path
-        // f4` shows it; BENCHMARKS.md, "Engine techniques"). Narrow layers gain nothing from
-        // shorter ones: cutting rows into column chunks turns each input row into short streams
-        // that the prefetcher serves worse than it serves whole rows.
+        // f4` shows it). Narrow layers keep whole rows too, though that can overfill the L2: cut
+        // into column chunks, each input row is read as short streams, which the prefetcher serves
+        // worse than whole rows (both in BENCHMARKS.md, "Engine techniques").
         let target = max(144, options.winogradTaskBytes / (36 * 4 * max(1, c + oc)))
         let chunk = min(rowTiles, max(8, target / 8 * 8))
         let columnChunks = (rowTiles + chunk - 1) / chunk
