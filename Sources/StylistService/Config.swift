@@ -96,6 +96,8 @@ public struct StylistConfig: Codable, Equatable, Sendable {
         public var bodyTimeoutSeconds = httpDefaults.bodyTimeout
         /// Seconds an idle keep-alive connection is kept open.
         public var idleTimeoutSeconds = httpDefaults.idleTimeout
+        /// Threads watching the sockets (one epoll event loop each); nil keeps HTTPCore's default.
+        public var eventLoopThreads: Int? = nil
         public init() {}
     }
 
@@ -176,16 +178,34 @@ extension StylistConfig {
                     guard case .int(let i) = v else { throw ConfigError("'\(key)' must be an integer\(v == .null ? ", not null" : "")") }
                     c[keyPath: path] = i
                 },
-                fromEnvironment: { c, s in
-                    guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ConfigError("'\(s)' is not an integer") }
-                    c[keyPath: path] = i
+                fromEnvironment: { c, s in c[keyPath: path] = try parseInteger(s) },
+                check: { c in rangeProblem(key, c[keyPath: path], valid) })
+    }
+
+    /// An integer that may be null (JSON) or empty (environment) for "not set".
+    private static func optionalInteger(_ key: String, _ path: WritableKeyPath<StylistConfig, Int?>, _ valid: ClosedRange<Int>) -> Setting {
+        Setting(key: key, env: environmentName(key), read: { c in c[keyPath: path].map(ConfigJSON.int) ?? .null },
+                fromJSON: { c, v in
+                    switch v {
+                    case .null: c[keyPath: path] = nil
+                    case .int(let i): c[keyPath: path] = i
+                    default: throw ConfigError("'\(key)' must be an integer or null")
+                    }
                 },
-                check: { c in
-                    let v = c[keyPath: path]
-                    if valid.contains(v) { return nil }
-                    if valid.upperBound == .max { return "\(key) must be at least \(valid.lowerBound), got \(v)" }
-                    return "\(key) must be \(valid.lowerBound)...\(valid.upperBound), got \(v)"
-                })
+                fromEnvironment: { c, s in c[keyPath: path] = s.isEmpty ? nil : try parseInteger(s) },
+                check: { c in c[keyPath: path].flatMap { rangeProblem(key, $0, valid) } })
+    }
+
+    private static func parseInteger(_ s: String) throws -> Int {
+        guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw ConfigError("'\(s)' is not an integer") }
+        return i
+    }
+
+    /// The problem with `value` of `key` when it is outside `valid`, or nil.
+    private static func rangeProblem(_ key: String, _ value: Int, _ valid: ClosedRange<Int>) -> String? {
+        if valid.contains(value) { return nil }
+        if valid.upperBound == .max { return "\(key) must be at least \(valid.lowerBound), got \(value)" }
+        return "\(key) must be \(valid.lowerBound)...\(valid.upperBound), got \(value)"
     }
 
     private static func number(_ key: String, _ path: WritableKeyPath<StylistConfig, Double>, _ rule: String,
@@ -280,6 +300,8 @@ extension StylistConfig {
         number("http.header_timeout_seconds", \.http.headerTimeoutSeconds, "positive") { $0 > 0 },
         number("http.body_timeout_seconds", \.http.bodyTimeoutSeconds, "positive") { $0 > 0 },
         number("http.idle_timeout_seconds", \.http.idleTimeoutSeconds, "positive") { $0 > 0 },
+        // One loop per core is the design: a count far beyond any machine's cores is a mistake, not a tuning.
+        optionalInteger("http.event_loop_threads", \.http.eventLoopThreads, 1...256),
         optionalText("tls.cert", \.tls.cert),
         optionalText("tls.key", \.tls.key),
     ]

@@ -112,6 +112,7 @@ public final class StylistServer: @unchecked Sendable {
         hc.headerTimeout = config.http.headerTimeoutSeconds
         hc.bodyTimeout = config.http.bodyTimeoutSeconds
         hc.idleTimeout = config.http.idleTimeoutSeconds
+        if let threads = config.http.eventLoopThreads { hc.eventLoopThreads = threads }
         if let cert = config.tls.cert, let key = config.tls.key {
             hc.tls = TLSConfiguration(certificatePath: cert, privateKeyPath: key)
         }

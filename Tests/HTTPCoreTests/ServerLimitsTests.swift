@@ -83,33 +83,49 @@ final class ServerLimitsTests: ServerTestCase {
         try a.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         XCTAssertEqual(try a.readResponse().status, 200)
         // `a` is idle (keep-alive): it makes room for `b`. The server marks it idle just after the
-        // last byte is sent, so the client can read the answer a moment before that: give it one.
-        Thread.sleep(forTimeInterval: 0.2)
-        let b = try HTTPClient(port: server.boundPort, timeout: 10)
-        try b.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        XCTAssertEqual(try b.readResponse().status, 200)
+        // last byte is sent, so the client can read the answer a moment before that, and a `b`
+        // arriving then finds `a` still being answered and is refused: try again until admitted.
+        var admitted: HTTPClient?
+        var refusals = 0
+        let deadline = Date().addingTimeInterval(10)
+        while admitted == nil && Date() < deadline {
+            let b = try HTTPClient(port: server.boundPort, timeout: 10)
+            try b.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            let r = try b.readResponse()
+            if r.status == 200 {
+                admitted = b
+            } else {
+                XCTAssertEqual(r.status, 503)
+                refusals += 1
+                usleep(10_000)
+            }
+        }
+        let b = try XCTUnwrap(admitted, "an idle connection never made room (\(refusals) refusals in 10 s)")
         XCTAssertTrue(a.isClosedByPeer())
-        // `b` is being answered (a slow handler): `c` is refused.
-        try b.send("GET /slow?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
-        Thread.sleep(forTimeInterval: 0.1)
+        // `b` is being answered (a handler held until `c` has its answer): `c` is refused.
+        defer { recorder.openGate() }
+        try b.send("GET /slow?gate=1&n=b HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(eventually({ self.recorder.slowBegun == ["b"] }, timeout: 10), "b's request was never answered")
         let c = try HTTPClient(port: server.boundPort, timeout: 10)
         let r = try c.readResponse()
         XCTAssertEqual(r.status, 503)
         XCTAssertEqual(r.headers["Content-Type"], "application/problem+json")
         XCTAssertEqual(r.headers["Retry-After"], "1")
         XCTAssertTrue(c.isClosedByPeer())
-        XCTAssertEqual(try b.readResponse().status, 200)
+        recorder.openGate()
+        XCTAssertEqual(try b.readResponse().text, "slow b")
     }
 
     /// One client address cannot hold more than its share: its oldest idle or incomplete connection goes.
     func testPerAddressLimitClosesThatAddresssOldestIncompleteConnection() throws {
         let server = try makeServer { $0.maxConnectionsPerAddress = 3 }
         var slow: [HTTPClient] = []
-        for _ in 0..<3 {
+        for i in 0..<3 {
             let s = try HTTPClient(port: server.boundPort, timeout: 10)
             try s.send("GET /hello HTTP/1.1\r\nHost: x\r\n")   // half a head
             slow.append(s)
-            Thread.sleep(forTimeInterval: 0.02)
+            // Admitted before the next one connects, so the first is the oldest.
+            XCTAssertTrue(eventually({ server.connectionCount == i + 1 }, timeout: 10), "connection \(i) never admitted")
         }
         let d = try HTTPClient(port: server.boundPort, timeout: 10)
         try d.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -184,7 +200,8 @@ final class ServerLimitsTests: ServerTestCase {
         let server = try makeServer()
         let c = try HTTPClient(port: server.boundPort, timeout: 10)
         try c.send("GET /slow?ms=400&n=9 HTTP/1.1\r\nHost: x\r\n\r\n")
-        usleep(100_000)
+        // In flight before the shutdown starts: a connection whose request has not arrived is idle and closed at once.
+        XCTAssertTrue(eventually({ self.recorder.slowBegun == ["9"] }, timeout: 10), "the request was never answered")
         let done = expectation(description: "shutdown returned")
         DispatchQueue.global().async {
             server.shutdown(grace: 10)

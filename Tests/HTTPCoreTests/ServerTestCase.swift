@@ -18,6 +18,12 @@ final class Recorder: @unchecked Sendable {
     var spoolPaths: [String] { lock.lock(); defer { lock.unlock() }; return _spoolPaths }
     func record(_ path: String) { lock.lock(); _spoolPaths.append(path); lock.unlock() }
 
+    private var _slowBegun: [String] = []
+    /// The `n` of each `/slow` request the responder has begun answering, in order: the server
+    /// counts its connection as busy from before that moment until the answer is sent.
+    var slowBegun: [String] { lock.lock(); defer { lock.unlock() }; return _slowBegun }
+    func beginSlow(_ n: String) { lock.lock(); _slowBegun.append(n); lock.unlock() }
+
     func waitGate() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             lock.lock()
@@ -64,8 +70,14 @@ struct TestResponder: HTTPResponder {
         case "/hello":
             return text("hello")
         case "/slow":
-            let ms = UInt64(request.head.queryValue("ms") ?? "0") ?? 0
-            try? await Task.sleep(nanoseconds: ms * 1_000_000)
+            // `ms` milliseconds, or with `gate` until the test opens the recorder's gate.
+            recorder.beginSlow(request.head.queryValue("n") ?? "")
+            if request.head.queryValue("gate") != nil {
+                await recorder.waitGate()
+            } else {
+                let ms = UInt64(request.head.queryValue("ms") ?? "0") ?? 0
+                try? await Task.sleep(nanoseconds: ms * 1_000_000)
+            }
             return text("slow \(request.head.queryValue("n") ?? "")")
         case "/echo":
             switch request.body {

@@ -73,6 +73,62 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(error("{}", env: ["STYLIST_WORKERS": "many"]).contains("STYLIST_WORKERS"))
     }
 
+    /// `http.event_loop_threads`: null (HTTPCore's one per active processor) unless the file or
+    /// `STYLIST_HTTP_EVENT_LOOP_THREADS` gives a count in 1...256.
+    func testEventLoopThreadsAreParsedAndChecked() throws {
+        XCTAssertNil(try StylistConfig.load(file: try write("{}"), environment: [:]).config.http.eventLoopThreads)
+        let path = try write(#"{"http": {"event_loop_threads": 3}}"#)
+        XCTAssertEqual(try StylistConfig.load(file: path, environment: [:]).config.http.eventLoopThreads, 3)
+        let env = ["STYLIST_HTTP_EVENT_LOOP_THREADS": "256"]
+        XCTAssertEqual(try StylistConfig.load(file: path, environment: env).config.http.eventLoopThreads, 256)
+        let unset = ["STYLIST_HTTP_EVENT_LOOP_THREADS": ""]
+        XCTAssertNil(try StylistConfig.load(file: path, environment: unset).config.http.eventLoopThreads)
+        XCTAssertNil(try StylistConfig.load(file: try write(#"{"http": {"event_loop_threads": null}}"#), environment: [:])
+            .config.http.eventLoopThreads)
+
+        func error(_ json: String, env: [String: String] = [:]) -> String {
+            do {
+                _ = try StylistConfig.load(file: try write(json), environment: env)
+                return "no error"
+            } catch {
+                return "\(error)"
+            }
+        }
+        for count in [0, -1, 257] {
+            let e = error(#"{"http": {"event_loop_threads": \#(count)}}"#)
+            XCTAssertTrue(e.contains("http.event_loop_threads must be 1...256, got \(count)"), e)
+        }
+        let text = error(#"{"http": {"event_loop_threads": "4"}}"#)
+        XCTAssertTrue(text.contains("'http.event_loop_threads' must be an integer or null"), text)
+        let fraction = error(#"{"http": {"event_loop_threads": 2.5}}"#)
+        XCTAssertTrue(fraction.contains("'http.event_loop_threads' must be an integer or null"), fraction)
+        let many = error("{}", env: ["STYLIST_HTTP_EVENT_LOOP_THREADS": "many"])
+        XCTAssertTrue(many.contains("STYLIST_HTTP_EVENT_LOOP_THREADS") && many.contains("not an integer"), many)
+        let zero = error("{}", env: ["STYLIST_HTTP_EVENT_LOOP_THREADS": "0"])
+        XCTAssertTrue(zero.contains("http.event_loop_threads must be 1...256, got 0"), zero)
+    }
+
+    /// The server runs as many event loops as `http.event_loop_threads` asks: loop threads
+    /// (`stylist-loop-N`) that were not there before it started, and are gone after it stops.
+    func testTheServerRunsTheConfiguredEventLoops() throws {
+        func loopThreads() -> Set<String> {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            return Set(tasks.filter {
+                ((try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)) ?? "").hasPrefix("stylist-loop-")
+            })
+        }
+        // Not the default count (one per active processor), which the server would run without the setting.
+        let count = ProcessInfo.processInfo.activeProcessorCount == 3 ? 2 : 3
+        // Thread ids, not counts: loops of servers stopped by earlier tests may still be ending.
+        let before = loopThreads()
+        let server = try TestServer { $0.http.eventLoopThreads = count }
+        XCTAssertTrue(TestServer.eventually(timeout: 10) { loopThreads().subtracting(before).count == count },
+                      "\(loopThreads().subtracting(before).count) new loop threads, \(count) configured")
+        let started = loopThreads().subtracting(before)
+        server.stop(grace: 0)
+        XCTAssertTrue(TestServer.eventually(timeout: 10) { loopThreads().isDisjoint(with: started) }, "loop threads left running")
+    }
+
     func testStartupFailsClearlyOnAMissingModel() throws {
         var c = StylistConfig()
         c.host = "127.0.0.1"
