@@ -35,8 +35,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Engine threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: .customLong("winograd-budget"), help: ArgumentHelp("Bytes of transformed tiles per Winograd task (tuning; default: the L2 cache size).", visibility: .hidden))
-    var winogradBudget: Int?
+    @Option(name: .customLong("winograd-task-bytes"), help: ArgumentHelp("Bytes of transformed tiles per Winograd task (tuning; default: the L2 cache size).", visibility: .hidden))
+    var winogradTaskBytes: Int?
 
     @Option(name: .customLong("conv"), help: ArgumentHelp("Time one 3x3 (or K x K) conv layer instead of a model: IN,OUT,SIZE[,K], every path side by side.", valueName: "in,out,size[,k]"))
     var convLayer: String?
@@ -84,7 +84,7 @@ struct BenchCommand: ParsableCommand {
         do {
             guard size >= 16, runs >= 1 else { throw CLIError("--size must be >= 16 and --runs >= 1") }
             var options = EngineOptions()
-            if let winogradBudget { options.winogradTaskBytes = max(1, winogradBudget) }
+            if let winogradTaskBytes { options.winogradTaskBytes = max(1, winogradTaskBytes) }
             if noWinograd { options.winograd = false }
             if noPolyphase { options.polyphase = false }
             if noAVX512 { options.avx512 = false }
