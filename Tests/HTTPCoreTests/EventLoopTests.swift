@@ -135,7 +135,10 @@ final class EventLoopTests: ServerTestCase {
         }.start()
         defer { flag.lock.lock(); flag.stop = true; flag.lock.unlock(); done.wait() }
         for i in 0..<20 {
-            let c = try HTTPClient(port: port, timeout: 3)
+            // A generous read deadline: the single loop is kept busy on purpose, and in a debug build an
+            // answer can take seconds behind the flood. A FIN that went unseen would still fail the
+            // test: the connection would then stay open until the 30 s idle timeout.
+            let c = try HTTPClient(port: port, timeout: 12)
             usleep(30_000)   // the server has read the (empty) socket; what follows comes as a new edge
             try c.send("GET /now?n=\(i) HTTP/1.1\r\nHost: x\r\n\r\n")
             Glibc.shutdown(c.fd, Int32(SHUT_WR))
